@@ -1,0 +1,125 @@
+"""Account features: tenure, verification, trading history ratios and creator engagement."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from features.exposure import account_exposure
+from features.schema import (
+    Entity,
+    FeatureKind,
+    FeatureSet,
+    FeatureSpec,
+    FieldKind,
+    RawColumns,
+    RawField,
+)
+
+SECONDS_PER_DAY = 86_400.0
+
+ACCOUNT_INPUTS: tuple[RawField, ...] = (
+    RawField("account_id", FieldKind.ID, "Account id", max_length=64, example="A0000007"),
+    RawField("account_type", FieldKind.CATEGORY, "seller or creator", max_length=16, example="seller"),
+    RawField("created_at", FieldKind.TIME, "Account creation time", example="2025-11-02T08:00:00Z"),
+    RawField("observed_at", FieldKind.TIME, "When this snapshot is scored; history is as of then",
+             example="2026-04-20T10:15:00Z"),
+    RawField("country", FieldKind.CATEGORY, "ISO-2 country of registration", required=False, max_length=8,
+             example="DE"),
+    RawField("verification", FieldKind.CATEGORY, "none, email, phone or id", required=False, max_length=16,
+             example="phone"),
+    RawField("category_focus", FieldKind.CATEGORY, "Main category", required=False, max_length=64,
+             example="fashion"),
+    RawField("gmv_90d", FieldKind.NUMBER, "GMV in the last 90 days", required=False, ge=0, le=1e12,
+             example=5400.0),
+    RawField("orders_90d", FieldKind.INTEGER, "Orders in the last 90 days", required=False, ge=0, le=1e9,
+             example=120),
+    RawField("refunds_90d", FieldKind.INTEGER, "Refunded orders", required=False, ge=0, le=1e9, example=3),
+    RawField("chargebacks_90d", FieldKind.INTEGER, "Chargebacks", required=False, ge=0, le=1e9, example=0),
+    RawField("disputes_90d", FieldKind.INTEGER, "Buyer disputes", required=False, ge=0, le=1e9, example=1),
+    RawField("late_shipments_90d", FieldKind.INTEGER, "Late shipments", required=False, ge=0, le=1e9,
+             example=4),
+    RawField("prior_violations", FieldKind.INTEGER, "Confirmed violations before observed_at",
+             required=False, ge=0, le=1e6, example=0),
+    RawField("followers", FieldKind.INTEGER, "Creator followers", required=False, ge=0, le=1e10, example=0),
+    RawField("engagement_rate", FieldKind.NUMBER, "Engagement per follower per post", required=False, ge=0,
+             le=1e3, example=0.0),
+    RawField("listings_count", FieldKind.INTEGER, "Live listings", required=False, ge=0, le=1e8, example=15),
+)
+
+
+def _per_order(name: str) -> Callable[[RawColumns], np.ndarray]:
+    # no orders means the rate is unknown, not zero: LightGBM learns its own branch for missing
+    def compute(c: RawColumns) -> np.ndarray:
+        orders = c["orders_90d"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(orders > 0, c[name] / orders, np.nan)
+
+    return compute
+
+
+def _category(name: str) -> Callable[[RawColumns], np.ndarray]:
+    def compute(c: RawColumns) -> np.ndarray:
+        return np.asarray(c[name], dtype=object)
+
+    return compute
+
+
+def _age_days(c: RawColumns) -> np.ndarray:
+    return (c["observed_at"] - c["created_at"]) / SECONDS_PER_DAY
+
+
+def _followers_per_day(c: RawColumns) -> np.ndarray:
+    return c["followers"] / np.maximum(_age_days(c), 1.0)
+
+
+ACCOUNT_FEATURES: tuple[FeatureSpec, ...] = (
+    FeatureSpec("account_age_days", FeatureKind.NUMERIC, "Account age", "Account is {value:.0f} days old",
+                ("created_at", "observed_at"), _age_days),
+    FeatureSpec("log_gmv_90d", FeatureKind.NUMERIC, "Log of 90-day GMV", "90-day GMV level (log {value:.1f})",
+                ("gmv_90d",), lambda c: np.log1p(c["gmv_90d"])),
+    FeatureSpec("log_orders_90d", FeatureKind.NUMERIC, "Log of 90-day orders",
+                "90-day order volume (log {value:.1f})", ("orders_90d",), lambda c: np.log1p(c["orders_90d"])),
+    FeatureSpec("gmv_per_order", FeatureKind.NUMERIC, "Average order value", "Average order value {value:.0f}",
+                ("gmv_90d", "orders_90d"), _per_order("gmv_90d")),
+    FeatureSpec("refund_rate", FeatureKind.NUMERIC, "Refunds per order", "Refunds on {value:.1%} of orders",
+                ("refunds_90d", "orders_90d"), _per_order("refunds_90d")),
+    FeatureSpec("chargeback_rate", FeatureKind.NUMERIC, "Chargebacks per order",
+                "Chargebacks on {value:.1%} of orders", ("chargebacks_90d", "orders_90d"),
+                _per_order("chargebacks_90d")),
+    FeatureSpec("dispute_rate", FeatureKind.NUMERIC, "Disputes per order", "Buyer disputes on {value:.1%} of orders",
+                ("disputes_90d", "orders_90d"), _per_order("disputes_90d")),
+    FeatureSpec("late_shipment_rate", FeatureKind.NUMERIC, "Late shipments per order",
+                "Ships late on {value:.1%} of orders", ("late_shipments_90d", "orders_90d"),
+                _per_order("late_shipments_90d")),
+    FeatureSpec("prior_violations", FeatureKind.NUMERIC, "Confirmed prior violations",
+                "{value:.0f} confirmed prior violations", ("prior_violations",), lambda c: c["prior_violations"]),
+    FeatureSpec("log_followers", FeatureKind.NUMERIC, "Log of followers", "Follower count level (log {value:.1f})",
+                ("followers",), lambda c: np.log1p(c["followers"])),
+    FeatureSpec("engagement_rate", FeatureKind.NUMERIC, "Engagement per follower per post",
+                "Engagement rate {value:.3f} per follower", ("engagement_rate",), lambda c: c["engagement_rate"]),
+    FeatureSpec("followers_per_day", FeatureKind.NUMERIC, "Followers gained per day of account age",
+                "Gained {value:.0f} followers per day of account age", ("followers", "created_at", "observed_at"),
+                _followers_per_day),
+    FeatureSpec("log_listings_count", FeatureKind.NUMERIC, "Log of live listings",
+                "Live listings level (log {value:.1f})", ("listings_count",),
+                lambda c: np.log1p(c["listings_count"])),
+    FeatureSpec("account_type", FeatureKind.CATEGORICAL, "Seller or creator", "Account type: {value}",
+                ("account_type",), _category("account_type")),
+    FeatureSpec("country", FeatureKind.CATEGORICAL, "Country of registration", "Registered in {value}",
+                ("country",), _category("country")),
+    FeatureSpec("verification", FeatureKind.CATEGORICAL, "Verification level", "Verification: {value}",
+                ("verification",), _category("verification")),
+    FeatureSpec("category_focus", FeatureKind.CATEGORICAL, "Main category", "Main category: {value}",
+                ("category_focus",), _category("category_focus")),
+)
+
+ACCOUNT_FEATURE_SET = FeatureSet(
+    entity=Entity.ACCOUNT,
+    id_field="account_id",
+    time_field="observed_at",
+    inputs=ACCOUNT_INPUTS,
+    exposure=account_exposure,
+    features=ACCOUNT_FEATURES,
+)

@@ -1,0 +1,82 @@
+"""Raw columns → the model matrix. One transform for a whole training frame and for one JSON record."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from features.inputs import columns_from_frame, columns_from_records
+from features.schema import FeatureKind, FeatureSet, RawColumns
+
+DEFAULT_MAX_CATEGORIES = 256
+
+
+class FeatureEncoder:
+    """Computes the declared features and encodes categoricals as integer codes for LightGBM.
+
+    Category vocabularies are learnt by `fit` (most frequent first) and travel with the model artifact,
+    so an unseen category at serving time becomes "missing" (NaN) rather than an error or a wrong code.
+    """
+
+    def __init__(self, feature_set: FeatureSet, vocabularies: Mapping[str, Sequence[str]] | None = None):
+        self.feature_set = feature_set
+        self._set_vocabularies(vocabularies or {})
+
+    def _set_vocabularies(self, vocabularies: Mapping[str, Sequence[str]]) -> None:
+        self.vocabularies: dict[str, list[str]] = {k: list(v) for k, v in vocabularies.items()}
+        self._codes = {name: {v: float(i) for i, v in enumerate(vals)} for name, vals in self.vocabularies.items()}
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.feature_set.feature_names
+
+    def fit(self, columns: RawColumns, max_categories: int = DEFAULT_MAX_CATEGORIES) -> Self:
+        vocabularies = {}
+        for spec in self.feature_set.features:
+            if spec.kind is FeatureKind.CATEGORICAL:
+                counts = Counter(v for v in spec.compute(columns) if v != "")
+                vocabularies[spec.name] = [v for v, _ in counts.most_common(max_categories)]
+        self._set_vocabularies(vocabularies)
+        return self
+
+    def feature_values(self, columns: RawColumns) -> dict[str, np.ndarray]:
+        """Each feature's human-readable value (categories as strings), for reasons and reports."""
+        return {spec.name: spec.compute(columns) for spec in self.feature_set.features}
+
+    def transform(self, columns: RawColumns) -> np.ndarray:
+        n = len(next(iter(columns.values()))) if columns else 0
+        matrix = np.empty((n, len(self.feature_set.features)), dtype=np.float64)
+        for j, spec in enumerate(self.feature_set.features):
+            values = spec.compute(columns)
+            if spec.kind is FeatureKind.CATEGORICAL:
+                if spec.name not in self._codes:
+                    raise RuntimeError(f"encoder has no vocabulary for {spec.name!r}: call fit first")
+                codes = self._codes[spec.name]
+                matrix[:, j] = [codes.get(v, np.nan) for v in values]
+            else:
+                matrix[:, j] = values
+        return matrix
+
+    def transform_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.transform(columns_from_frame(frame, self.feature_set))
+
+    def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        return self.transform(columns_from_records(records, self.feature_set))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"entity": str(self.feature_set.entity), "feature_names": self.feature_names,
+                "vocabularies": self.vocabularies}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], feature_set: FeatureSet) -> FeatureEncoder:
+        if list(data["feature_names"]) != feature_set.feature_names:
+            raise ValueError(
+                "the model was trained on features "
+                f"{data['feature_names']} but this code declares {feature_set.feature_names}: "
+                "retrain, or serve with the code version the model was trained with"
+            )
+        return cls(feature_set, data["vocabularies"])

@@ -1,0 +1,88 @@
+"""The scorer's round trip through the MLflow model registry, addressed by alias (`champion`, `challenger`)."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models.model import ModelInfo
+
+from models.artifact import ScorerArtifact
+from models.pyfunc import ARTIFACT_KEY, ScorerPyfunc
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_ARTIFACT_NAME = "scorer"
+_RUNTIME_PACKAGES = ("lightgbm", "numpy", "pandas", "scikit-learn", "scipy", "pyarrow", "mlflow")
+
+
+class ModelNotFoundError(LookupError):
+    """The registry has no such model, version or alias."""
+
+
+@dataclass(frozen=True)
+class LoadedScorer:
+    artifact: ScorerArtifact
+    name: str
+    version: str
+    alias: str | None
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def pip_requirements() -> list[str]:
+    # Explicit pins: MLflow's requirement inference costs seconds per log_model and guesses.
+    return [f"{pkg}=={importlib_metadata.version(pkg)}" for pkg in _RUNTIME_PACKAGES]
+
+
+def log_scorer(artifact: ScorerArtifact, registered_model_name: str | None) -> ModelInfo:
+    """Log the artifact as a pyfunc model in the active run and, if named, register a new version."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = artifact.save(Path(tmp) / ARTIFACT_KEY)
+        return mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT_NAME,
+            python_model=ScorerPyfunc(),
+            artifacts={ARTIFACT_KEY: str(path)},
+            pip_requirements=pip_requirements(),
+            registered_model_name=registered_model_name,
+            metadata={"entity": artifact.entity, "feature_names": artifact.encoder.feature_names},
+        )
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None:
+    client.set_registered_model_alias(name, alias, version)
+
+
+def load_scorer(
+    client: MlflowClient, name: str, alias: str | None = CHAMPION, version: str | None = None
+) -> LoadedScorer:
+    """Load by alias (resolved to a version first, so a concurrent alias move cannot mix two versions)."""
+    if version is None:
+        if alias is None:
+            raise ValueError("give an alias or a version")
+        version = alias_version(client, name, alias)
+        if version is None:
+            raise ModelNotFoundError(f"registered model {name!r} has no alias {alias!r} (train and promote one first)")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}", dst_path=tmp, tracking_uri=client.tracking_uri
+            )
+        except MlflowException as exc:
+            raise ModelNotFoundError(f"cannot fetch models:/{name}/{version}: {exc.message}") from exc
+        artifact = ScorerArtifact.load(Path(local) / "artifacts" / ARTIFACT_KEY)
+    return LoadedScorer(artifact=artifact, name=name, version=version, alias=alias)

@@ -1,0 +1,105 @@
+"""The HTTP contract. Record models are generated from the raw-field declarations in `features/`, so the
+API validates exactly the fields the features read, with the same limits and descriptions."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+
+from features import ACCOUNT_FEATURE_SET, LISTING_FEATURE_SET, FeatureSet, FieldKind, RawField
+
+MAX_RECORDS_PER_REQUEST = 1000
+"""Most records one scoring request may carry; send larger sets in several requests."""
+MAX_TOP_REASONS = 20
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("must include a time zone, e.g. 2026-04-20T10:15:00Z")
+    return value
+
+
+def _field_type(raw: RawField) -> Any:
+    constraints: dict[str, Any] = {"description": raw.description}
+    if raw.example is not None:
+        constraints["examples"] = [raw.example]
+    if raw.kind in (FieldKind.NUMBER, FieldKind.INTEGER):
+        base: Any = float if raw.kind is FieldKind.NUMBER else int
+        constraints.update({k: v for k, v in (("ge", raw.ge), ("le", raw.le)) if v is not None})
+        annotated: Any = Annotated[base, Field(**constraints), AfterValidator(_finite)] if base is float else (
+            Annotated[base, Field(**constraints)]
+        )
+    elif raw.kind is FieldKind.TIME:
+        annotated = Annotated[datetime, Field(**constraints), AfterValidator(_aware)]
+    else:
+        min_length = 1 if raw.required else 0
+        annotated = Annotated[str, Field(min_length=min_length, max_length=raw.max_length, **constraints)]
+    if raw.required:
+        return (annotated, ...)
+    return (annotated | None, None)
+
+
+def record_model(feature_set: FeatureSet, name: str) -> type[BaseModel]:
+    fields = {raw.name: _field_type(raw) for raw in feature_set.inputs}
+    return create_model(
+        name,
+        __config__=ConfigDict(extra="forbid", str_strip_whitespace=False),
+        __doc__=f"A {feature_set.entity} record as the queue system sends it (docs/data-contract.md).",
+        **fields,
+    )
+
+
+if TYPE_CHECKING:  # generated classes are opaque to type checkers; they are pydantic models
+    ListingRecord = BaseModel
+    AccountRecord = BaseModel
+else:
+    ListingRecord = record_model(LISTING_FEATURE_SET, "ListingRecord")
+    AccountRecord = record_model(ACCOUNT_FEATURE_SET, "AccountRecord")
+
+
+class ReasonsMode(StrEnum):
+    """Which results carry reasons. TreeSHAP costs ~100× the prediction, so by default only the cases that
+    enter the review queue (tiers P0–P2) get them."""
+
+    QUEUED = "queued"
+    ALL = "all"
+    NONE = "none"
+
+
+class Reason(BaseModel):
+    feature: str
+    value: float | str | None
+    contribution: float = Field(description="Signed effect on the model's log-odds; positive raises risk")
+    text: str = Field(description="What a reviewer reads")
+
+
+class ScoredEntity(BaseModel):
+    entity_id: str
+    entity_type: str
+    probability: float = Field(description="Calibrated probability of a violation")
+    score: float = Field(description="probability × 100, one decimal")
+    tier: str = Field(description="P0 (act first) … P3 (no review), from the model's decision thresholds")
+    exposure: float = Field(description="Estimated loss if this is a violation and nobody acts")
+    expected_loss: float = Field(description="probability × exposure: the loss a review can prevent")
+    reasons: list[Reason] | None = Field(None, description="Top reasons; null when not computed (see `reasons`)")
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+    alias: str | None
+
+
+class ScoreResponse(BaseModel):
+    model: ModelRef
+    results: list[ScoredEntity]

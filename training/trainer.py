@@ -1,0 +1,96 @@
+"""Fit a scorer artifact: LightGBM with early stopping, Platt calibration, tier thresholds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from features import FeatureEncoder, columns_from_frame
+from models.artifact import ScorerArtifact
+from models.calibration import PlattCalibration
+from models.tiers import TierThresholds
+from training.config import TierConfig, TrainConfig
+from training.datasets import LabelledEntities
+from training.split import TimeSplit
+
+
+def _progress_callback(bar: tqdm) -> Callable[[Any], None]:
+    def callback(env: Any) -> None:
+        bar.update(1)
+        if env.evaluation_result_list:
+            _, metric, value, _ = env.evaluation_result_list[0]
+            bar.set_postfix({metric: f"{value:.4f}"}, refresh=False)
+
+    return callback
+
+
+def _precision_threshold(probability: np.ndarray, label: np.ndarray, target: float) -> float | None:
+    """Lowest probability above which the validation precision is still at least `target`."""
+    order = np.argsort(-probability, kind="stable")
+    precision = np.cumsum(label[order]) / np.arange(1, len(order) + 1)
+    ok = np.nonzero(precision >= target)[0]
+    return float(probability[order][ok[-1]]) if len(ok) else None
+
+
+def choose_tiers(
+    probability: np.ndarray, label: np.ndarray, days: np.ndarray, k: int, config: TierConfig
+) -> TierThresholds:
+    """P2 holds what capacity can review per day; P1 and P0 the slices precise enough to act on first."""
+    kth = pd.Series(probability).groupby(days).apply(lambda s: np.sort(s.to_numpy())[::-1][min(k, len(s)) - 1])
+    p2 = float(np.median(kth.to_numpy()))
+    p1 = _precision_threshold(probability, label, config.p1_precision)
+    p0 = _precision_threshold(probability, label, config.p0_precision)
+    top = float(probability.max())
+    p1 = max(p1 if p1 is not None else top, p2)
+    p0 = max(p0 if p0 is not None else top, p1)
+    return TierThresholds(p0=p0, p1=p1, p2=p2)
+
+
+def fit_scorer(
+    data: LabelledEntities, split: TimeSplit, config: TrainConfig, progress: bool = False
+) -> tuple[ScorerArtifact, dict[str, float]]:
+    fs = data.feature_set
+    train, valid = data.subset(split.train), data.subset(split.valid)
+    train_cols = columns_from_frame(train.frame, fs)
+    encoder = FeatureEncoder(fs).fit(train_cols)
+    x_train = encoder.transform(train_cols)
+    x_valid = encoder.transform_frame(valid.frame)
+    names = encoder.feature_names
+    dtrain = lgb.Dataset(x_train, train.label, feature_name=names, categorical_feature=fs.categorical_features,
+                         free_raw_data=True)
+    dvalid = lgb.Dataset(x_valid, valid.label, reference=dtrain)
+    lgbm = config.lightgbm
+    with tqdm(total=lgbm.max_rounds, desc=f"train {fs.entity}", disable=not progress, leave=False) as bar:
+        booster = lgb.train(
+            lgbm.params(), dtrain, num_boost_round=lgbm.max_rounds, valid_sets=[dvalid], valid_names=["valid"],
+            callbacks=[lgb.early_stopping(lgbm.early_stopping_rounds, verbose=False), _progress_callback(bar)],
+        )
+    booster.free_dataset()
+    margin_valid = np.asarray(booster.predict(x_valid, raw_score=True, num_iteration=booster.best_iteration))
+    # keep only the trees that early stopping chose, so the artifact is exactly what was validated
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+    calibration = PlattCalibration.fit(margin_valid, valid.label)
+    probability_valid = calibration.transform(margin_valid)
+    k = config.review_capacity_per_day[str(fs.entity)]
+    days_valid = valid.times.dt.floor("D").to_numpy()
+    tiers = choose_tiers(probability_valid, valid.label, days_valid, k, config.tiers)
+    artifact = ScorerArtifact(
+        booster=booster,
+        encoder=encoder,
+        calibration=calibration,
+        tiers=tiers,
+        reason_texts={spec.name: spec.reason for spec in fs.features},
+        metadata={
+            "entity": str(fs.entity),
+            "split": split.describe(),
+            "best_iteration": int(booster.current_iteration()),
+            "review_capacity_per_day": k,
+            "lightgbm": lgbm.model_dump(),
+        },
+    )
+    return artifact, {"best_iteration": float(booster.current_iteration())}

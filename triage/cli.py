@@ -1,0 +1,175 @@
+"""`triage`: the command line for data, training, evaluation, promotion and the demo. A thin layer:
+every command parses its options, builds the settings once, and calls a plain function."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from triage.settings import TriageSettings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+EntityOption = Annotated[str, typer.Option("--entity", "-e", help="listing or account")]
+DataOption = Annotated[Path, typer.Option("--data", "-d", help="Data set folder (see docs/data-contract.md)")]
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line without a traceback."""
+
+
+def _one_line_errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from mlflow.exceptions import MlflowException
+        from pydantic import ValidationError
+
+        from models.registry import ModelNotFoundError
+
+        try:
+            return func(*args, **kwargs)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            typer.echo(f"error: {where}: {first['msg']}", err=True)
+        except (UserError, FileNotFoundError, ValueError, KeyError, ModelNotFoundError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+        except MlflowException as exc:
+            typer.echo(f"error: MLflow: {exc.message}", err=True)
+        raise typer.Exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _check_entity(entity: str) -> str:
+    if entity not in ("listing", "account"):
+        raise UserError(f"--entity must be 'listing' or 'account', got {entity!r}")
+    return entity
+
+
+@app.command()
+@_one_line_errors
+def generate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the data set to")] = Path("var/data/demo"),
+    listings: Annotated[int, typer.Option(min=100, help="Number of listings")] = 200_000,
+    accounts: Annotated[int, typer.Option(min=50, help="Number of accounts")] = 20_000,
+    days: Annotated[int, typer.Option(min=30, help="Days of marketplace history")] = 120,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data)")] = 1,
+) -> None:
+    """Generate a synthetic marketplace (accounts, identifiers, listings, hidden ground truth) as Parquet."""
+    from synthetic.generator import generate_marketplace
+    from synthetic.io import write_dataset
+
+    from synthetic.config import GeneratorConfig
+
+    config = GeneratorConfig(seed=seed, n_accounts=accounts, n_listings=listings, days=days)
+    data = generate_marketplace(config, progress=sys.stderr.isatty())
+    write_dataset(data, out)
+    typer.echo(f"wrote {len(data.accounts):,} accounts and {len(data.listings):,} listings to {out}")
+
+
+@app.command()
+@_one_line_errors
+def train(
+    entity: EntityOption,
+    data: DataOption = Path("var/data/demo"),
+    config: Annotated[Path | None, typer.Option(help="Training config JSON (training/config.py)")] = None,
+) -> None:
+    """Train a scorer on a time split, evaluate it next to the oracle, register it and promote it if it wins."""
+    from training.config import TrainConfig
+    from training.pipeline import train_entity
+
+    settings = TriageSettings()
+    cfg = TrainConfig.from_file(config) if config else TrainConfig()
+    outcome = train_entity(settings, data, _check_entity(entity), cfg, progress=True)
+    typer.echo(f"run {outcome.run_id}: registered {outcome.model_name} version {outcome.version}")
+    typer.echo(outcome.evaluation.table().to_string(float_format=lambda v: f"{v:.4f}"))
+    if outcome.promoted:
+        typer.echo(f"promoted version {outcome.version} to champion (was {outcome.champion_before or 'none'})")
+    else:
+        typer.echo(
+            f"kept champion version {outcome.champion_before}: {cfg.promotion_metric} "
+            f"{outcome.evaluation.model[cfg.promotion_metric]:.4f} vs champion {outcome.champion_metric:.4f}"
+        )
+
+
+@app.command()
+@_one_line_errors
+def evaluate(
+    entity: EntityOption,
+    data: DataOption = Path("var/data/demo"),
+    alias: Annotated[str, typer.Option(help="Registry alias to evaluate")] = "champion",
+    config: Annotated[Path | None, typer.Option(help="Training config JSON (split and capacity)")] = None,
+) -> None:
+    """Evaluate a registered scorer on the data set's later (test) window, next to the oracle."""
+    from mlflow import MlflowClient
+
+    from models.registry import load_scorer
+    from training.config import TrainConfig
+    from training.datasets import load_entities
+    from training.evaluation import evaluate_window
+    from training.split import TimeSplitConfig, time_split
+
+    settings = TriageSettings()
+    cfg = TrainConfig.from_file(config) if config else TrainConfig()
+    entity = _check_entity(entity)
+    loaded = load_scorer(MlflowClient(settings.tracking_uri), settings.model_name(entity), alias=alias)
+    labelled = load_entities(data, entity)
+    split = time_split(labelled, TimeSplitConfig(cfg.split.test_days, cfg.split.valid_days, cfg.split.gap_days))
+    result = evaluate_window(loaded.artifact, labelled.subset(split.test), cfg.review_capacity_per_day[entity])
+    typer.echo(f"{loaded.name} version {loaded.version} ({alias}), test window from {split.cutoff:%Y-%m-%d}:")
+    typer.echo(result.table().to_string(float_format=lambda v: f"{v:.4f}"))
+
+
+@app.command()
+@_one_line_errors
+def promote(
+    entity: EntityOption,
+    version: Annotated[str, typer.Option(help="Model version to point the alias at")],
+    alias: Annotated[str, typer.Option(help="Alias to move")] = "champion",
+) -> None:
+    """Move an alias (default `champion`) to a registered version by hand."""
+    from mlflow import MlflowClient
+
+    from models.registry import alias_version, set_alias
+
+    settings = TriageSettings()
+    client = MlflowClient(settings.tracking_uri)
+    name = settings.model_name(_check_entity(entity))
+    before = alias_version(client, name, alias)
+    set_alias(client, name, alias, version)
+    typer.echo(f"{name}@{alias}: {before or 'none'} -> {version}")
+
+
+@app.command("score-demo")
+@_one_line_errors
+def score_demo(
+    data: DataOption = Path("var/data/demo"),
+    url: Annotated[str, typer.Option(help="Base URL of the running service")] = "http://127.0.0.1:3000",
+    listings: Annotated[int, typer.Option(help="Fresh listings to score")] = 500,
+    accounts: Annotated[int, typer.Option(help="Fresh accounts to score")] = 100,
+    top: Annotated[int, typer.Option(help="Queue rows to print")] = 15,
+) -> None:
+    """Score a fresh batch from the latest days through the HTTP API and print the top of the queue."""
+    from triage.demo import print_queue, score_fresh_batch
+
+    queue = score_fresh_batch(data, url, n_listings=listings, n_accounts=accounts)
+    print_queue(queue, top)
+
+
+@app.command()
+def settings() -> None:
+    """Print the effective settings (from TRIAGE_* environment variables and defaults)."""
+    s = TriageSettings()
+    typer.echo(json.dumps(s.model_dump(mode="json") | {"tracking_uri": s.tracking_uri}, indent=2))
+
+
+if __name__ == "__main__":
+    app()

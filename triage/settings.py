@@ -1,0 +1,41 @@
+"""Runtime settings: one object, read from the environment (`TRIAGE_*`) at the edge (CLI, service start-up)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TriageSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_", extra="ignore")
+
+    home: Path = Field(Path("var"), description="Folder for the embedded stores (MLflow SQLite, artifacts, logs)")
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking/registry URI; default: SQLite file under `home`"
+    )
+    experiment: str = "marketplace-triage"
+    listing_model_name: str = "triage-listing-scorer"
+    account_model_name: str = "triage-account-scorer"
+    serving_alias: str = Field("champion", description="Registry alias the service loads")
+    store_url: str | None = Field(None, description="SQLAlchemy URL of the scoring log and decisions store")
+    max_batch_records: int = Field(1000, ge=1, le=100_000, description="Most records one scoring request may carry")
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_location(self) -> str:
+        return (self.home / "mlartifacts").resolve().as_uri()
+
+    @property
+    def database_url(self) -> str:
+        return self.store_url or f"sqlite:///{(self.home / 'triage.db').resolve()}"
+
+    def model_name(self, entity: str) -> str:
+        names = {"listing": self.listing_model_name, "account": self.account_model_name}
+        if entity not in names:
+            raise ValueError(f"unknown entity {entity!r}: expected one of {sorted(names)}")
+        return names[entity]
