@@ -56,10 +56,9 @@ def time_split(data: LabelledEntities, config: TimeSplitConfig) -> TimeSplit:
     valid_end = cutoff - timedelta(days=config.gap_days)
     valid_start = valid_end - timedelta(days=config.valid_days)
     known = (data.label_available_at <= cutoff).to_numpy()
-    t = times.to_numpy()
-    train = (t < valid_start.to_datetime64()) & known
-    valid = (t >= valid_start.to_datetime64()) & (t < valid_end.to_datetime64()) & known
-    test = t >= cutoff.to_datetime64()
+    train = (times < valid_start).to_numpy() & known
+    valid = ((times >= valid_start) & (times < valid_end)).to_numpy() & known
+    test = (times >= cutoff).to_numpy()
     for name, mask in (("train", train), ("valid", valid), ("test", test)):
         labels = data.label[mask]
         if mask.sum() == 0 or labels.min() == labels.max():

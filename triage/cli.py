@@ -14,7 +14,7 @@ import typer
 
 from triage.settings import TriageSettings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 EntityOption = Annotated[str, typer.Option("--entity", "-e", help="listing or account")]
