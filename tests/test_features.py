@@ -63,7 +63,8 @@ def test_keyword_hits_respect_word_boundaries() -> None:
 
 
 def test_listing_features_compute_documented_signals() -> None:
-    values = FeatureEncoder(LISTING_FEATURE_SET).feature_values(columns_from_records(LISTING_RECORDS, LISTING_FEATURE_SET))
+    columns = columns_from_records(LISTING_RECORDS, LISTING_FEATURE_SET)
+    values = FeatureEncoder(LISTING_FEATURE_SET).feature_values(columns)
     assert values["price_to_reference"][0] == pytest.approx(80 / 1200)
     assert np.isnan(values["price_to_reference"][1])  # no reference price: unknown, not zero
     assert np.isnan(values["price_to_reference"][2])  # zero reference price: unknown
