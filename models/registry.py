@@ -79,10 +79,14 @@ def load_scorer(
             raise ModelNotFoundError(f"registered model {name!r} has no alias {alias!r} (train and promote one first)")
     with tempfile.TemporaryDirectory() as tmp:
         try:
+            # the version's own storage location: no dependence on the process-wide registry URI
+            source = client.get_model_version_download_uri(name, version)
+            # only the scorer folder inside the pyfunc model (artifacts/<key>), not the pickled wrapper
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version}", dst_path=tmp, tracking_uri=client.tracking_uri
+                artifact_uri=f"{source.rstrip('/')}/artifacts/{ARTIFACT_KEY}", dst_path=tmp,
+                tracking_uri=client.tracking_uri,
             )
         except MlflowException as exc:
             raise ModelNotFoundError(f"cannot fetch models:/{name}/{version}: {exc.message}") from exc
-        artifact = ScorerArtifact.load(Path(local) / "artifacts" / ARTIFACT_KEY)
+        artifact = ScorerArtifact.load(Path(local))
     return LoadedScorer(artifact=artifact, name=name, version=version, alias=alias)

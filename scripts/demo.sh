@@ -27,7 +27,8 @@ setsid "$bin/bentoml" serve serving.service:TriageService --host 127.0.0.1 --por
 echo $! > "$home/serve.pid"
 for _ in $(seq 1 120); do
   if curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$(cat "$home/serve.pid")" 2>/dev/null; then
+  if ! kill -0 "$(cat "$home/serve.pid")" 2>/dev/null || grep -q "Application startup failed" "$home/serve.log"; then
+    bash scripts/stop-server.sh >/dev/null
     echo "the service failed to start; its log:" >&2; tail -n 30 "$home/serve.log" >&2; exit 1
   fi
   sleep 0.5

@@ -1,0 +1,234 @@
+"""Value types shared by the stores: what a score record is, time windows, and their encodings."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from stores.schema import ID_LENGTH, NAME_LENGTH, VERSION_LENGTH
+
+# Strings used for non-finite floats inside the JSON feature vector. NaN (LightGBM's "missing") becomes
+# null; infinities are kept exactly as strings because JSON (and PostgreSQL's json type) has no literal.
+POSITIVE_INFINITY = "inf"
+NEGATIVE_INFINITY = "-inf"
+
+FeatureValue = float | str | None
+# What callers may pass as a feature vector; the record always holds a tuple of Python floats.
+FeatureVector = Sequence[float] | npt.NDArray[Any]
+
+
+class EntityType(StrEnum):
+    LISTING = "listing"
+    ACCOUNT = "account"
+    GROUP = "group"
+
+
+class ModelAlias(StrEnum):
+    CHAMPION = "champion"
+    CHALLENGER = "challenger"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def require_aware_utc(value: datetime, name: str) -> datetime:
+    """Return ``value`` in UTC; reject naive datetimes because their zone is a guess."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {value!r}")
+    return value.astimezone(UTC)
+
+
+def require_text(value: str, name: str, max_length: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    if len(value) > max_length:
+        raise ValueError(f"{name} must be at most {max_length} characters, got {len(value)}")
+    return value
+
+
+def require_finite(value: float, name: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """Half-open interval ``[start, end)`` of aware datetimes."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", require_aware_utc(self.start, "start"))
+        object.__setattr__(self, "end", require_aware_utc(self.end, "end"))
+        if self.end <= self.start:
+            raise ValueError(f"window end {self.end.isoformat()} must be after start {self.start.isoformat()}")
+
+    @classmethod
+    def last(cls, duration: timedelta, now: datetime | None = None) -> TimeWindow:
+        end = now if now is not None else utc_now()
+        return cls(start=end - duration, end=end)
+
+
+def encode_feature_vector(values: FeatureVector) -> list[FeatureValue]:
+    encoded: list[FeatureValue] = []
+    for value in values:
+        if math.isnan(value):
+            encoded.append(None)
+        elif math.isinf(value):
+            encoded.append(POSITIVE_INFINITY if value > 0 else NEGATIVE_INFINITY)
+        else:
+            encoded.append(value)
+    return encoded
+
+
+def decode_feature_vector(values: Sequence[FeatureValue]) -> tuple[float, ...]:
+    decoded: list[float] = []
+    for value in values:
+        if value is None:
+            decoded.append(math.nan)
+        elif value == POSITIVE_INFINITY:
+            decoded.append(math.inf)
+        elif value == NEGATIVE_INFINITY:
+            decoded.append(-math.inf)
+        elif isinstance(value, str):
+            raise ValueError(f"unexpected string {value!r} in a stored feature vector")
+        else:
+            decoded.append(float(value))
+    return tuple(decoded)
+
+
+def new_score_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRecord:
+    """One model output for one entity, as served (or shadow-scored) by the service.
+
+    Validated on construction so that a bad record fails in the caller, not later in the writer thread.
+    ``id`` is generated client-side so that retries and spool replays are idempotent.
+    """
+
+    scored_at: datetime
+    entity_type: EntityType
+    entity_id: str
+    model_name: str
+    model_version: str
+    model_alias: ModelAlias
+    served: bool
+    probability: float
+    score: float
+    tier: str
+    expected_loss: float
+    feature_vector: FeatureVector
+    feature_names_hash: str
+    request_id: str | None = None
+    id: str = field(default_factory=new_score_id)
+
+    def __post_init__(self) -> None:
+        set_field = object.__setattr__
+        set_field(self, "scored_at", require_aware_utc(self.scored_at, "scored_at"))
+        set_field(self, "entity_type", EntityType(self.entity_type))
+        set_field(self, "model_alias", ModelAlias(self.model_alias))
+        require_text(self.entity_id, "entity_id", ID_LENGTH)
+        require_text(self.model_name, "model_name", NAME_LENGTH)
+        require_text(self.model_version, "model_version", VERSION_LENGTH)
+        require_text(self.tier, "tier", NAME_LENGTH)
+        require_text(self.feature_names_hash, "feature_names_hash", NAME_LENGTH)
+        require_text(self.id, "id", ID_LENGTH)
+        if self.request_id is not None:
+            require_text(self.request_id, "request_id", ID_LENGTH)
+        if not isinstance(self.served, bool | np.bool_):
+            raise ValueError(f"served must be a bool, got {self.served!r}")
+        set_field(self, "served", bool(self.served))
+        probability = require_finite(self.probability, "probability")
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"probability must be in [0, 1], got {probability}")
+        set_field(self, "probability", probability)
+        set_field(self, "score", require_finite(self.score, "score"))
+        set_field(self, "expected_loss", require_finite(self.expected_loss, "expected_loss"))
+        # Copy into an immutable tuple of Python floats so a caller mutating its array later cannot
+        # change what gets stored.
+        vector = np.asarray(self.feature_vector, dtype=np.float64)
+        if vector.ndim != 1:
+            raise ValueError(f"feature_vector must be one-dimensional, got shape {vector.shape}")
+        set_field(self, "feature_vector", tuple(vector.tolist()))
+
+    def to_row(self) -> dict[str, Any]:
+        """Column values for the ``scores`` table."""
+        return {
+            "id": self.id,
+            "scored_at": self.scored_at,
+            "entity_type": self.entity_type.value,
+            "entity_id": self.entity_id,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "model_alias": self.model_alias.value,
+            "served": self.served,
+            "probability": self.probability,
+            "score": self.score,
+            "tier": self.tier,
+            "expected_loss": self.expected_loss,
+            "feature_vector": encode_feature_vector(self.feature_vector),
+            "feature_names_hash": self.feature_names_hash,
+            "request_id": self.request_id,
+        }
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> ScoreRecord:
+        return cls(
+            id=row["id"],
+            scored_at=row["scored_at"],
+            entity_type=EntityType(row["entity_type"]),
+            entity_id=row["entity_id"],
+            model_name=row["model_name"],
+            model_version=row["model_version"],
+            model_alias=ModelAlias(row["model_alias"]),
+            served=bool(row["served"]),
+            probability=row["probability"],
+            score=row["score"],
+            tier=row["tier"],
+            expected_loss=row["expected_loss"],
+            feature_vector=decode_feature_vector(row["feature_vector"]),
+            feature_names_hash=row["feature_names_hash"],
+            request_id=row["request_id"],
+        )
+
+    def to_json_line(self) -> str:
+        """One spool line; ``allow_nan=False`` because the encoded vector must already be JSON-clean."""
+        row = self.to_row()
+        row["scored_at"] = self.scored_at.isoformat()
+        return json.dumps(row, allow_nan=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json_line(cls, line: str) -> ScoreRecord:
+        row = json.loads(line)
+        row["scored_at"] = datetime.fromisoformat(row["scored_at"])
+        return cls.from_row(row)
+
+
+def feature_array(records: Sequence[ScoreRecord]) -> npt.NDArray[np.float64]:
+    """Stack equal-length feature vectors into a 2-D array (rows follow ``records``)."""
+    if not records:
+        return np.empty((0, 0), dtype=np.float64)
+    lengths = {len(record.feature_vector) for record in records}
+    if len(lengths) > 1:
+        hashes = sorted({record.feature_names_hash for record in records})
+        raise ValueError(
+            f"feature vectors have different lengths {sorted(lengths)} (feature_names_hash {hashes}); "
+            "filter by feature_names_hash"
+        )
+    return np.array([record.feature_vector for record in records], dtype=np.float64)

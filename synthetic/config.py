@@ -1,0 +1,210 @@
+"""Configuration of the synthetic marketplace generator (config as data: every knob lives here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from synthetic.vocab import ACCOUNT_RISK_TYPES, CATEGORIES, LISTING_RISK_TYPES
+
+# Columns a covariate drift may scale. Restricted to numeric observables whose scaling keeps the other columns
+# meaningful; counts are rounded back to integers after scaling.
+COVARIATE_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "listings": ("price", "reference_price", "discount_pct", "stock"),
+    "accounts": (
+        "gmv_90d",
+        "orders_90d",
+        "refunds_90d",
+        "chargebacks_90d",
+        "disputes_90d",
+        "late_shipments_90d",
+        "followers",
+        "engagement_rate",
+        "listings_count",
+    ),
+})
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DriftSpec(_Frozen):
+    """One injected change, active for entities whose time is on or after ``start_day``.
+
+    ``kind="covariate"``: multiply ``column`` of ``table`` by ``factor`` (the generating relation between
+    observables and truth is unchanged, so only the feature distribution moves).
+
+    ``kind="pattern"``: a new fraud pattern in a listing segment. A ``share`` of the listings created from
+    ``start_day`` are moved into the segment (``category``/``brand``/``shipping_origin``, any may be None to
+    keep the row's own value), behave like ``risk_type`` violations (cheap, optional new ``keyword``), and
+    every listing in the segment from ``start_day`` gets ``logit_shift`` added to its true log-odds.
+    """
+
+    kind: Literal["covariate", "pattern"]
+    name: str
+    start_day: float = Field(ge=0)
+    # covariate
+    table: Literal["listings", "accounts"] = "listings"
+    column: str | None = None
+    factor: float = Field(default=1.0, gt=0)
+    # pattern
+    category: str | None = None
+    brand: str | None = None
+    shipping_origin: str | None = None
+    keyword: str | None = None
+    risk_type: str = "counterfeit"
+    share: float = Field(default=0.02, ge=0, le=1)
+    logit_shift: float = 2.5
+    keyword_rate: float = Field(default=0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> DriftSpec:
+        if self.kind == "covariate":
+            allowed = COVARIATE_COLUMNS[self.table]
+            if self.column not in allowed:
+                raise ValueError(f"covariate drift on {self.table} needs column in {allowed}, got {self.column!r}")
+        else:
+            if self.table != "listings":
+                raise ValueError("pattern drift is defined for listings only")
+            if self.category is not None and self.category not in CATEGORIES:
+                raise ValueError(f"unknown category {self.category!r}")
+            if self.risk_type not in LISTING_RISK_TYPES:
+                raise ValueError(f"pattern risk_type must be one of {LISTING_RISK_TYPES}")
+            if self.shipping_origin is not None and len(self.shipping_origin) != 2:
+                raise ValueError("shipping_origin must be an ISO-2 code")
+        return self
+
+
+class RingConfig(_Frozen):
+    """Fraud rings: groups of accounts that share devices, payment instruments, addresses and IP ranges."""
+
+    member_share: float = Field(default=0.025, ge=0, le=0.5)
+    # None derives the number of rings from member_share; an int fixes it (sizes are still random).
+    ring_count: int | None = Field(default=None, ge=0)
+    min_size: int = Field(default=3, ge=2)
+    max_size: int = Field(default=40, ge=2)
+    # Probability that a member uses the ring's pooled value for an identifier type (else its own).
+    share_identifier_prob: float = Field(default=0.7, ge=0, le=1)
+    type_weights: dict[str, float] = Field(
+        default_factory=lambda: {"scam_seller": 0.45, "counterfeit": 0.35, "fake_engagement": 0.20}
+    )
+    # Extra true log-odds for ring membership; visible to a model only through shared identifiers.
+    logit_bonus: float = 3.0
+
+    @model_validator(mode="after")
+    def _check(self) -> RingConfig:
+        if self.max_size < self.min_size:
+            raise ValueError("max_size must be >= min_size")
+        if set(self.type_weights) - set(ACCOUNT_RISK_TYPES) or sum(self.type_weights.values()) <= 0:
+            raise ValueError(f"type_weights keys must be among {ACCOUNT_RISK_TYPES} with a positive sum")
+        return self
+
+
+class SharingConfig(_Frozen):
+    """Benign identifier sharing, so that sharing alone is not proof of a ring."""
+
+    household_share: float = Field(default=0.05, ge=0, le=0.5)  # accounts in households of 2-3
+    office_share: float = Field(default=0.03, ge=0, le=0.5)  # accounts behind a shared office/NAT IP range
+    # multi-shop merchants: small groups sharing every identifier type, benign look-alikes of rings
+    merchant_share: float = Field(default=0.01, ge=0, le=0.5)
+    office_min_size: int = Field(default=4, ge=2)
+    office_max_size: int = Field(default=15, ge=2)
+
+
+class LabelConfig(_Frozen):
+    """Investigator label noise and delay."""
+
+    never_confirmed_share: float = Field(default=0.15, ge=0, le=1)
+    false_confirmation_rate: float = Field(default=0.002, ge=0, le=1)
+    delay_min_days: float = Field(default=3.0, ge=0)
+    delay_max_days: float = Field(default=30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> LabelConfig:
+        if self.delay_max_days < self.delay_min_days:
+            raise ValueError("delay_max_days must be >= delay_min_days")
+        return self
+
+
+def _default_start() -> datetime:
+    return datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class GeneratorConfig(_Frozen):
+    """Everything that determines a generated data set; the same config always yields the same data."""
+
+    seed: int
+    n_accounts: int = Field(default=5000, ge=20)
+    n_listings: int = Field(default=50000, ge=1)
+    start: datetime = Field(default_factory=_default_start)
+    days: int = Field(default=120, ge=1)
+
+    # base rates: the intercepts are calibrated so that mean(true_prob) hits these before drift patterns
+    listing_base_rate: float = Field(default=0.03, gt=0, lt=0.5)
+    account_base_rate: float = Field(default=0.045, gt=0, lt=0.5)
+    creator_share: float = Field(default=0.15, ge=0, le=1)
+    # weight of the unobservable intent term in the true log-odds: higher makes the task harder
+    hidden_intent_weight: float = Field(default=1.0, ge=0)
+
+    # volume: arrivals at the end of the window relative to the start is (1 + volume_growth);
+    # weekly_amplitude is the relative weekend uplift
+    volume_growth: float = Field(default=0.3, ge=-0.9)
+    weekly_amplitude: float = Field(default=0.15, ge=0, le=0.9)
+
+    rings: RingConfig = Field(default_factory=RingConfig)
+    sharing: SharingConfig = Field(default_factory=SharingConfig)
+    labels: LabelConfig = Field(default_factory=LabelConfig)
+
+    # drift: the default wave + price inflation at default_drift_start_fraction of the window, plus any extra
+    include_default_drift: bool = True
+    default_drift_start_fraction: float = Field(default=2 / 3, ge=0, le=1)
+    drift: tuple[DriftSpec, ...] = ()
+
+    @field_validator("start")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        # naive datetimes are taken as UTC; aware ones are converted so every timestamp shares one zone
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(days=self.days)
+
+    def resolved_drift(self) -> tuple[DriftSpec, ...]:
+        """The drift actually applied: the defaults (if enabled) followed by the explicit specs."""
+        specs = default_drift(self.days, self.default_drift_start_fraction) if self.include_default_drift else ()
+        return (*specs, *self.drift)
+
+
+def default_drift(days: int, start_fraction: float = 2 / 3) -> tuple[DriftSpec, ...]:
+    """A counterfeit wave of a sports brand shipped from a new origin with a new keyword, and price inflation."""
+    start_day = round(days * start_fraction, 3)
+    return (
+        DriftSpec(
+            kind="pattern",
+            name="counterfeit_wave",
+            start_day=start_day,
+            category="sports",
+            brand="Aerostride",
+            shipping_origin="VN",
+            keyword="factory batch",
+            risk_type="counterfeit",
+            share=0.02,
+            logit_shift=2.5,
+        ),
+        DriftSpec(
+            kind="covariate",
+            name="price_inflation",
+            start_day=start_day,
+            table="listings",
+            column="price",
+            factor=1.08,
+        ),
+    )

@@ -1,0 +1,265 @@
+"""Entry point: generate a whole synthetic marketplace (accounts, identifiers, listings and hidden truth)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from tqdm.auto import tqdm
+
+from synthetic._types import FloatArray, IntArray
+from synthetic.accounts import AccountArrays, generate_accounts
+from synthetic.config import DriftSpec, GeneratorConfig
+from synthetic.identifiers import generate_identifiers
+from synthetic.listings import (
+    ListingArrays,
+    build_catalog,
+    generate_listings,
+    origin_vocabulary,
+    term_vocabulary,
+)
+from synthetic.schema import SCHEMA_VERSION, TABLES
+from synthetic.strings import as_str_series, hex16, padded_ids, splitmix64, str_series
+from synthetic.text import build_text
+from synthetic.timeline import hourly_cdf, to_timestamps
+from synthetic.truth import Truth, account_truth, listing_truth
+from synthetic.vocab import (
+    ACCOUNT_RISK_TYPES,
+    CATEGORIES,
+    COUNTRIES,
+    LISTING_RISK_TYPES,
+    VERIFICATION_LEVELS,
+)
+
+_STAGES = ("accounts", "identifiers", "listings", "text", "truth", "assemble")
+# Independent random streams per stage, so changing one stage's draws leaves the others' untouched.
+_STREAMS = ("accounts", "identifiers", "catalog", "listings", "text", "account_truth", "listing_truth")
+
+T = TypeVar("T", AccountArrays, ListingArrays)
+
+
+@dataclass
+class MarketplaceData:
+    """One generated (or loaded) data set: the five tables of docs/data-contract.md plus the manifest.
+
+    When loaded with ``read_dataset(..., with_truth=False)`` the two truth frames are empty (right columns
+    and dtypes, no rows) and ``manifest["truth_loaded"]`` is False.
+    """
+
+    accounts: pd.DataFrame
+    account_identifiers: pd.DataFrame
+    listings: pd.DataFrame
+    account_truth: pd.DataFrame
+    listing_truth: pd.DataFrame
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {name: getattr(self, name) for name in TABLES}
+
+
+def generate_marketplace(config: GeneratorConfig, progress: bool = False) -> MarketplaceData:
+    """Generate a marketplace; the same config (seed included) always gives identical data."""
+    seeds = np.random.SeedSequence(config.seed).spawn(len(_STREAMS))
+    rng = {name: np.random.default_rng(s) for name, s in zip(_STREAMS, seeds, strict=True)}
+    specs = config.resolved_drift()
+    cdf = hourly_cdf(config.start, config.days, config.volume_growth, config.weekly_amplitude)
+    drift_rows: dict[int, int] = {}
+
+    with tqdm(total=len(_STAGES), desc="synthetic marketplace", disable=not progress, unit="stage") as bar:
+
+        bar.set_postfix_str(_STAGES[0])
+        upcoming = iter(_STAGES[1:])
+
+        def stage(name: str) -> None:
+            # the postfix names the stage now running, so a slow stage is visible while it runs
+            bar.update(1)
+            bar.set_postfix_str(next(upcoming, "done"))
+
+        acc = generate_accounts(config, rng["accounts"], cdf)
+        acc = _permute(acc, np.argsort(acc.created_days, kind="stable"))
+        drift_rows |= _apply_covariate_drift(acc, acc.observed_days, specs, "accounts")
+        account_ids = padded_ids("A", acc.n, 6)
+        stage("accounts")
+
+        identifiers = generate_identifiers(config, rng["identifiers"], acc, account_ids)
+        stage("identifiers")
+
+        catalog = build_catalog(rng["catalog"], specs)
+        origins = origin_vocabulary(specs)
+        terms, term_classes = term_vocabulary(specs)
+        lst = generate_listings(config, rng["listings"], cdf, acc, catalog, origins, terms, specs)
+        lst = _permute(lst, np.argsort(lst.created_days, kind="stable"))
+        drift_rows |= _apply_covariate_drift(lst, lst.created_days, specs, "listings")
+        pattern_specs = [i for i, s in enumerate(specs) if s.kind == "pattern"]
+        for j, i in enumerate(pattern_specs):
+            drift_rows[i] = int((lst.pattern == 2 + j).sum())
+        stage("listings")
+
+        title, description = build_text(rng["text"], lst, catalog, terms)
+        stage("text")
+
+        a_truth = account_truth(config, rng["account_truth"], acc)
+        l_truth = listing_truth(config, rng["listing_truth"], lst, acc, catalog, origins, term_classes)
+        stage("truth")
+
+        listing_ids = padded_ids("L", lst.n, 7)
+        accounts_df = _accounts_frame(config, acc, account_ids)
+        listings_df = pd.DataFrame(
+            {
+                "listing_id": as_str_series(listing_ids),
+                "seller_id": as_str_series(account_ids.take(pa.array(lst.seller))),
+                "created_at": to_timestamps(config.start, lst.created_days),
+                "title": as_str_series(title),
+                "description": as_str_series(description),
+                "category": str_series(CATEGORIES, lst.category),
+                "brand": str_series(catalog.brand_names, catalog.pair_brand[lst.pair]),
+                "price": lst.price,
+                "reference_price": lst.reference_price,
+                "discount_pct": lst.discount_pct,
+                "stock": lst.stock,
+                "shipping_origin": str_series(origins, lst.origin),
+                "image_hash": as_str_series(hex16(splitmix64(lst.image_code, config.seed + 7919))),
+            }
+        )
+        ring_names = ["", *(f"R{i:04d}" for i in range(int(acc.ring.max(initial=-1)) + 1))]
+        account_truth_df = _truth_frame(
+            config, "account_id", account_ids, a_truth, ACCOUNT_RISK_TYPES, acc.observed_days,
+            str_series(("baseline", "ring"), (acc.ring >= 0).astype(np.int64)),
+        )
+        account_truth_df["ring_id"] = str_series(ring_names, acc.ring + 1)
+        pattern_names = ("baseline", "ring", *(specs[i].name for i in pattern_specs))
+        listing_truth_df = _truth_frame(
+            config, "listing_id", listing_ids, l_truth, LISTING_RISK_TYPES, lst.created_days,
+            str_series(pattern_names, lst.pattern),
+        )
+        data = MarketplaceData(
+            accounts=accounts_df,
+            account_identifiers=identifiers,
+            listings=listings_df,
+            account_truth=account_truth_df,
+            listing_truth=listing_truth_df,
+        )
+        data.manifest = _manifest(config, specs, drift_rows, data, acc)
+        stage("assemble")
+    return data
+
+
+def _permute(arrays: T, order: IntArray) -> T:
+    changes = {
+        f.name: getattr(arrays, f.name)[order]
+        for f in dataclasses.fields(arrays)
+        if isinstance(getattr(arrays, f.name), np.ndarray)
+    }
+    return dataclasses.replace(arrays, **changes)
+
+
+def _apply_covariate_drift(
+    arrays: AccountArrays | ListingArrays, times: FloatArray, specs: tuple[DriftSpec, ...], table: str
+) -> dict[int, int]:
+    """Scale observables in place before truth is computed, so the truth relation itself does not move."""
+    affected: dict[int, int] = {}
+    for i, spec in enumerate(specs):
+        if spec.kind != "covariate" or spec.table != table or spec.column is None:
+            continue
+        rows = times >= spec.start_day
+        values = getattr(arrays, spec.column)
+        scaled = values[rows] * spec.factor
+        if np.issubdtype(values.dtype, np.integer):
+            lowest = 1 if spec.column == "stock" else 0
+            values[rows] = np.maximum(np.round(scaled), lowest).astype(values.dtype)
+        elif spec.column == "discount_pct":
+            values[rows] = np.clip(scaled, 0.0, 0.95)
+        elif spec.column == "engagement_rate":
+            values[rows] = np.clip(scaled, 0.0, 5.0)
+        else:
+            values[rows] = np.round(scaled, 2)
+        affected[i] = int(rows.sum())
+    return affected
+
+
+def _accounts_frame(config: GeneratorConfig, acc: AccountArrays, account_ids: pa.Array) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": as_str_series(account_ids),
+            "account_type": str_series(("seller", "creator"), acc.is_creator.astype(np.int64)),
+            "created_at": to_timestamps(config.start, acc.created_days),
+            "observed_at": to_timestamps(config.start, acc.observed_days),
+            "country": str_series(COUNTRIES, acc.country),
+            "verification": str_series(VERIFICATION_LEVELS, acc.verification),
+            "category_focus": str_series(CATEGORIES, acc.category),
+            "gmv_90d": acc.gmv_90d,
+            "orders_90d": acc.orders_90d,
+            "refunds_90d": acc.refunds_90d,
+            "chargebacks_90d": acc.chargebacks_90d,
+            "disputes_90d": acc.disputes_90d,
+            "late_shipments_90d": acc.late_shipments_90d,
+            "prior_violations": acc.prior_violations,
+            "followers": acc.followers,
+            "engagement_rate": acc.engagement_rate,
+            "listings_count": acc.listings_count,
+        }
+    )
+
+
+def _truth_frame(
+    config: GeneratorConfig,
+    id_column: str,
+    ids: pa.Array,
+    truth: Truth,
+    risk_types: tuple[str, ...],
+    entity_days: FloatArray,
+    pattern: pd.Series,
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            id_column: as_str_series(ids),
+            "true_prob": truth.true_prob,
+            "is_violation": truth.is_violation,
+            "risk_type": str_series(risk_types, truth.risk_type),
+            "loss_if_missed": np.where(truth.is_violation, truth.exposure, 0.0),
+            "exposure_if_violation": truth.exposure,
+            "label": truth.label,
+            "label_available_at": to_timestamps(config.start, entity_days + truth.label_delay_days),
+            "pattern": pattern,
+        }
+    )
+
+
+def _manifest(
+    config: GeneratorConfig,
+    specs: tuple[DriftSpec, ...],
+    drift_rows: dict[int, int],
+    data: MarketplaceData,
+    acc: AccountArrays,
+) -> dict[str, Any]:
+    def start_of(spec: DriftSpec) -> str:
+        ts = pd.Timestamp(config.start) + pd.Timedelta(days=spec.start_day)
+        return ts.isoformat()
+
+    lt, at = data.listing_truth, data.account_truth
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generator": "synthetic.generate_marketplace",
+        "seed": config.seed,
+        "sizes": {name: len(frame) for name, frame in data.tables().items()},
+        "time_range": {"start": config.start.isoformat(), "end": config.end.isoformat(), "days": config.days},
+        "drift": [
+            {**spec.model_dump(mode="json"), "start": start_of(spec), "rows_affected": drift_rows.get(i, 0)}
+            for i, spec in enumerate(specs)
+        ],
+        "rates": {
+            "listing_true_prob_mean": float(lt["true_prob"].mean()),
+            "listing_violation_rate": float(lt["is_violation"].mean()),
+            "listing_label_rate": float(lt["label"].mean()),
+            "account_true_prob_mean": float(at["true_prob"].mean()),
+            "account_violation_rate": float(at["is_violation"].mean()),
+            "account_label_rate": float(at["label"].mean()),
+        },
+        "rings": {"count": int(acc.ring.max(initial=-1)) + 1, "members": int((acc.ring >= 0).sum())},
+        "truth_loaded": True,
+        "config": config.model_dump(mode="json"),
+    }
