@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
@@ -60,6 +62,27 @@ class FeatureEncoder:
             else:
                 matrix[:, j] = values
         return matrix
+
+    def decode(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
+        """Readable feature values back from model rows (categories from their codes; an unseen or missing
+        category reads as None). Lets reasons be rebuilt from a logged vector without the raw record."""
+        values: dict[str, np.ndarray] = {}
+        for j, spec in enumerate(self.feature_set.features):
+            column = matrix[:, j]
+            if spec.kind is FeatureKind.CATEGORICAL:
+                vocab = self.vocabularies[spec.name]
+                values[spec.name] = np.array(
+                    [None if np.isnan(code) else vocab[int(code)] for code in column], dtype=object
+                )
+            else:
+                values[spec.name] = column
+        return values
+
+    def schema_hash(self) -> str:
+        """Identifies the meaning of a model row: feature names and category codes. Logged vectors can be
+        reused for training only under the same hash."""
+        payload = json.dumps({"features": self.feature_names, "vocabularies": self.vocabularies}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def transform_frame(self, frame: pd.DataFrame) -> np.ndarray:
         return self.transform(columns_from_frame(frame, self.feature_set))

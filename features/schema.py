@@ -66,6 +66,8 @@ class FeatureSpec:
     reason: str
     inputs: tuple[str, ...]
     compute: Callable[[RawColumns], np.ndarray]
+    risk_type: str | None = None
+    """The violation type this signal usually points to; a case's likely type is its strongest reason's."""
 
     def reason_text(self, value: object) -> str:
         return format_reason(self.reason, value, self.description)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,6 @@ class ScoreBatch:
     exposure: np.ndarray
     expected_loss: np.ndarray
     matrix: np.ndarray
-    columns: RawColumns = field(repr=False)
 
 
 @dataclass
@@ -64,6 +64,10 @@ class ScorerArtifact:
     @property
     def entity(self) -> str:
         return str(self.feature_set.entity)
+
+    @cached_property
+    def schema_hash(self) -> str:
+        return self.encoder.schema_hash()
 
     # -- prediction -------------------------------------------------------------------------------
     def predict_margin(self, matrix: np.ndarray, num_threads: int = 0) -> np.ndarray:
@@ -84,7 +88,6 @@ class ScorerArtifact:
             exposure=exposure,
             expected_loss=probability * exposure,
             matrix=matrix,
-            columns=columns,
         )
 
     def score_records(self, records: Sequence[Mapping[str, Any]], num_threads: int = 0) -> ScoreBatch:
@@ -109,17 +112,16 @@ class ScorerArtifact:
         contrib = np.asarray(self.booster.predict(matrix, pred_contrib=True, num_threads=num_threads))
         return contrib[:, :-1]
 
-    def reasons(self, batch: ScoreBatch, rows: Sequence[int], top_k: int | None = 3) -> list[list[Reason]]:
-        """Reasons for the chosen rows: the features raising the score most (all features, by |effect|,
+    def reasons(self, matrix: np.ndarray, top_k: int | None = 3, num_threads: int = 0) -> list[list[Reason]]:
+        """Reasons for each model row: the features raising the score most (all features, by |effect|,
         when `top_k` is None). Costly (TreeSHAP), so callers pass only the rows they will show."""
-        if len(rows) == 0:
+        if len(matrix) == 0:
             return []
-        idx = np.asarray(rows, dtype=np.intp)
-        contrib = self.contributions(batch.matrix[idx])
-        values = self.encoder.feature_values({k: v[idx] for k, v in batch.columns.items()})
+        contrib = self.contributions(matrix, num_threads=num_threads)
+        values = self.encoder.decode(matrix)
         names = self.encoder.feature_names
         out: list[list[Reason]] = []
-        for r in range(len(idx)):
+        for r in range(len(matrix)):
             row = contrib[r]
             if top_k is None:
                 order = list(np.argsort(-np.abs(row), kind="stable"))

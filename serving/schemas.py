@@ -103,3 +103,66 @@ class ModelRef(BaseModel):
 class ScoreResponse(BaseModel):
     model: ModelRef
     results: list[ScoredEntity]
+
+
+# -- queue, case view, prioritisation ------------------------------------------------------------------
+class Member(BaseModel):
+    entity_id: str
+    probability: float
+    score: float
+    tier: str
+
+
+class Case(BaseModel):
+    case_id: str = Field(description="`<entity_type>:<entity_id>`, or `group:<group_id>` for a group case")
+    entity_type: str
+    entity_id: str
+    position: int = Field(description="1 = review first")
+    tier: str = Field(description="Queue tier from the queue policy (SLA hours per tier)")
+    priority: float = Field(description="Expected loss × SLA urgency boost: the sort key")
+    probability: float
+    score: float
+    expected_loss: float
+    enqueued_at: datetime
+    sla_due_at: datetime
+    hours_to_due: float
+    risk_type: str | None = Field(description="Likely risk type: that of the strongest reason")
+    position_reason: str
+    top_reasons: list[Reason]
+    members: list[Member] | None = None
+    model_name: str
+    model_version: str
+
+
+class FeatureValue(BaseModel):
+    name: str
+    description: str
+    value: float | str | None
+
+
+class CaseDetail(Case):
+    reasons: list[Reason] = Field(description="Every feature's signed contribution, by |contribution|")
+    features: list[FeatureValue] = Field(description="The entity's record as the model saw it")
+
+
+class QueueResponse(BaseModel):
+    generated_at: datetime
+    cases: list[Case]
+
+
+class QueuedListing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    record: ListingRecord
+    enqueued_at: datetime | None = Field(None, description="When the case entered the queue (default: now)")
+
+
+class QueuedAccount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    record: AccountRecord
+    enqueued_at: datetime | None = Field(None, description="When the case entered the queue (default: now)")
+
+
+class PrioritizeResponse(BaseModel):
+    generated_at: datetime
+    model_versions: dict[str, str]
+    cases: list[Case]

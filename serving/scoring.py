@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
+from models.artifact import ScoreBatch
 from models.registry import LoadedScorer
 from serving.schemas import ModelRef, Reason, ReasonsMode, ScoredEntity, ScoreResponse
+from stores.records import EntityType, ModelAlias, ScoreRecord
 
 QUEUED_TIERS = ("P0", "P1", "P2")
 
@@ -21,14 +24,34 @@ def rows_needing_reasons(tiers: np.ndarray, mode: ReasonsMode) -> list[int]:
     return [i for i, tier in enumerate(tiers) if tier in QUEUED_TIERS]
 
 
-def score_records(
-    scorer: LoadedScorer, records: Sequence[Mapping[str, Any]], mode: ReasonsMode, top_reasons: int
-) -> ScoreResponse:
+def log_entries(
+    scorer: LoadedScorer, batch: ScoreBatch, alias: str, served: bool, request_id: str | None, now: datetime
+) -> list[ScoreRecord]:
+    """What the scoring log keeps of each result: the exact model row, so that retraining sees the features
+    as they were when scored."""
     artifact = scorer.artifact
+    entity, schema, name, version = EntityType(artifact.entity), artifact.schema_hash, scorer.name, scorer.version
+    model_alias = ModelAlias(alias)
+    return [
+        ScoreRecord(
+            scored_at=now, entity_type=entity, entity_id=str(batch.ids[i]), model_name=name, model_version=version,
+            model_alias=model_alias, served=served, probability=float(batch.probability[i]),
+            score=float(batch.score[i]), tier=str(batch.tier[i]), expected_loss=float(batch.expected_loss[i]),
+            feature_vector=tuple(batch.matrix[i].tolist()), feature_names_hash=schema, request_id=request_id,
+        )
+        for i in range(len(batch.ids))
+    ]
+
+
+def score_batch(scorer: LoadedScorer, records: Sequence[Mapping[str, Any]]) -> ScoreBatch:
     # one thread: a request's batch is small and the second core serves the next request
-    batch = artifact.score_records(records, num_threads=1)
+    return scorer.artifact.score_records(records, num_threads=1)
+
+
+def score_response(scorer: LoadedScorer, batch: ScoreBatch, mode: ReasonsMode, top_reasons: int) -> ScoreResponse:
+    artifact = scorer.artifact
     rows = rows_needing_reasons(batch.tier, mode)
-    reasons = dict(zip(rows, artifact.reasons(batch, rows, top_k=top_reasons), strict=True))
+    reasons = dict(zip(rows, artifact.reasons(batch.matrix[rows], top_k=top_reasons, num_threads=1), strict=True))
     entity = artifact.entity
     results = [
         ScoredEntity(
@@ -41,6 +64,12 @@ def score_records(
             expected_loss=float(batch.expected_loss[i]),
             reasons=[Reason(**r.__dict__) for r in reasons[i]] if i in reasons else None,
         )
-        for i in range(len(records))
+        for i in range(len(batch.ids))
     ]
     return ScoreResponse(model=ModelRef(name=scorer.name, version=scorer.version, alias=scorer.alias), results=results)
+
+
+def score_records(
+    scorer: LoadedScorer, records: Sequence[Mapping[str, Any]], mode: ReasonsMode, top_reasons: int
+) -> ScoreResponse:
+    return score_response(scorer, score_batch(scorer, records), mode, top_reasons)

@@ -1,22 +1,37 @@
-"""The BentoML service: loads the champion scorers once at start-up from the MLflow registry named by the
-settings, and scores listings and accounts over HTTP. `bentoml serve serving.service:TriageService`."""
+"""The BentoML service: `bentoml serve serving.service:TriageService`.
+
+Loads the champion scorers (and shadow challengers) once at start-up from the MLflow registry named by the
+settings, scores listings and accounts, logs every score off the request path, keeps reviewers'
+decisions, serves the ranked investigator queue, and swaps models atomically when an alias moves.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import dataclasses
+import logging
+import os
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import bentoml
-from pydantic import Field
+from pydantic import BaseModel, Field
+from starlette.responses import JSONResponse
 
 from serving.schemas import (
     MAX_RECORDS_PER_REQUEST,
     MAX_TOP_REASONS,
     AccountRecord,
+    CaseDetail,
     ListingRecord,
+    PrioritizeResponse,
+    QueuedAccount,
+    QueuedListing,
+    QueueResponse,
     ReasonsMode,
     ScoreResponse,
 )
-from serving.scoring import score_records
+from stores.decisions import Decision, DecisionConflict, StoredDecision
 
 Listings = Annotated[
     list[ListingRecord],
@@ -27,6 +42,20 @@ Accounts = Annotated[
     Field(min_length=1, max_length=MAX_RECORDS_PER_REQUEST, description="1 to 1,000 accounts"),
 ]
 TopReasons = Annotated[int, Field(ge=1, le=MAX_TOP_REASONS, description="Reasons per result")]
+Tier = Annotated[str | None, Field(pattern="^P[0-3]$", description="Only this queue tier")]
+log = logging.getLogger("triage.service")
+
+
+class FeedbackResponse(BaseModel):
+    decision: StoredDecision
+    created: bool = Field(description="False when this decision_id was already stored with the same content")
+
+
+class ServiceStatus(BaseModel):
+    status: str = Field(description="ok, or degraded when the store or the registry is unreachable")
+    models: dict[str, str | None]
+    scoring_log: dict[str, Any]
+    registry_poll_error: str | None
 
 
 @bentoml.service(name="triage", workers=1, traffic={"timeout": 30})
@@ -34,14 +63,56 @@ class TriageService:
     def __init__(self) -> None:
         from mlflow import MlflowClient
 
-        from models.registry import load_scorer
+        from policy import ExpectedLossPolicy, QueuePolicyConfig
+        from serving.scorers import ENTITIES, PollingReloader, RegistryWatcher
+        from stores.decisions import DecisionStore
+        from stores.engine import make_engine
+        from stores.schema import create_all
+        from stores.scoring_log import ScoringLogReader, ScoringLogWriter
         from triage.settings import TriageSettings
 
-        settings = TriageSettings()
-        client = MlflowClient(settings.tracking_uri)
-        alias = settings.serving_alias
-        self.listing_scorer = load_scorer(client, settings.model_name("listing"), alias=alias)
-        self.account_scorer = load_scorer(client, settings.model_name("account"), alias=alias)
+        self.settings = settings = TriageSettings()
+        names = {entity: settings.model_name(entity) for entity in ENTITIES}
+        self.watcher = RegistryWatcher(MlflowClient(settings.tracking_uri), names, settings.serving_alias,
+                                       shadow=settings.shadow)
+        engine = make_engine(settings.database_url)
+        create_all(engine)
+        # one spool folder per worker process: a spool is locked to one writer
+        self.score_log = ScoringLogWriter(engine, settings.spool_dir / f"worker-{os.getpid()}")
+        self.log_reader = ScoringLogReader(engine)
+        self.decisions = DecisionStore(engine)
+        policy_config = (
+            QueuePolicyConfig.from_file(settings.policy_config) if settings.policy_config else QueuePolicyConfig()
+        )
+        self.policy = ExpectedLossPolicy(policy_config)
+        self.reloader = PollingReloader(self.watcher, settings.reload_poll_seconds, self._on_reload)
+        if settings.reload_poll_seconds > 0:
+            self.reloader.start()
+
+    def _on_reload(self, before: Any, after: Any) -> None:
+        log.info("serving %s (was %s)", after.versions(), before.versions())
+
+    @bentoml.on_shutdown
+    def _shutdown(self) -> None:
+        self.reloader.stop()
+        self.score_log.close(timeout=10.0)
+
+    # -- scoring ------------------------------------------------------------------------------------
+    def _score(self, entity: str, records: list[Any], reasons: ReasonsMode, top_reasons: int) -> ScoreResponse:
+        from serving.scoring import log_entries, score_batch, score_response
+
+        scorers = self.watcher.current  # one reference for the whole request: no mixed versions
+        rows = [r.model_dump() for r in records]
+        now = datetime.now(UTC)
+        request_id = uuid.uuid4().hex
+        champion = scorers.champions[entity]
+        batch = score_batch(champion, rows)
+        entries = log_entries(champion, batch, "champion", True, request_id, now)
+        challenger = scorers.challengers.get(entity)
+        if challenger is not None:
+            entries += log_entries(challenger, score_batch(challenger, rows), "challenger", False, request_id, now)
+        self.score_log.submit(entries)
+        return score_response(champion, batch, reasons, top_reasons)
 
     @bentoml.api
     async def score_listings(
@@ -49,11 +120,105 @@ class TriageService:
     ) -> ScoreResponse:
         """Score 1–1,000 listings. Each result: calibrated probability, score 0–100, tier, exposure, expected
         loss and, for the cases that enter the queue (or as `reasons` asks), the top reasons."""
-        return score_records(self.listing_scorer, [r.model_dump() for r in listings], reasons, top_reasons)
+        return self._score("listing", listings, reasons, top_reasons)
 
     @bentoml.api
     async def score_accounts(
         self, accounts: Accounts, reasons: ReasonsMode = ReasonsMode.QUEUED, top_reasons: TopReasons = 3
     ) -> ScoreResponse:
         """Score 1–1,000 seller or creator accounts (same result contract as `score_listings`)."""
-        return score_records(self.account_scorer, [r.model_dump() for r in accounts], reasons, top_reasons)
+        return self._score("account", accounts, reasons, top_reasons)
+
+    # -- the queue ----------------------------------------------------------------------------------
+    @bentoml.api
+    async def queue(
+        self, reviewer_id: Annotated[str, Field(min_length=1, max_length=128)], risk_type: str | None = None,
+        tier: Tier = None, limit: Annotated[int, Field(ge=1, le=1000)] = 100,
+    ) -> QueueResponse:
+        """The open cases in review order (expected loss raised as the SLA nears), re-scored with the current
+        champion, with the reason for each position and the top reasons."""
+        from serving.cases import QueueFilter, build_cases, open_case_frame, rank_cases
+
+        scorers = self.watcher.current
+        now = datetime.now(UTC)
+        frame = open_case_frame(self.log_reader, self.decisions, scorers, now, self.settings.queue_window_days)
+        if frame.empty:
+            return QueueResponse(generated_at=now, cases=[])
+        ranked = rank_cases(frame, self.policy, now)
+        cases = build_cases(frame, ranked, scorers, QueueFilter(risk_type, tier, limit))
+        return QueueResponse(generated_at=now, cases=cases)
+
+    @bentoml.api
+    async def case(self, case_id: Annotated[str, Field(min_length=3, max_length=200)]) -> CaseDetail:
+        """One open case with every reason and the entity's features as the model saw them (404 if the case
+        is not open)."""
+        from serving.cases import QueueFilter, build_cases, open_case_frame, rank_cases
+
+        scorers = self.watcher.current
+        now = datetime.now(UTC)
+        frame = open_case_frame(self.log_reader, self.decisions, scorers, now, self.settings.queue_window_days)
+        if frame.empty or case_id not in set(frame["case_id"]):
+            return JSONResponse({"error": f"case {case_id!r} is not an open case"}, status_code=404)  # type: ignore[return-value]
+        ranked = rank_cases(frame, self.policy, now)
+        selected = frame[frame["case_id"] == case_id].index[0]
+        position = int(list(ranked.order).index(selected)) + 1
+        detail = build_cases(frame.loc[[selected]].reset_index(drop=True), rank_cases(
+            frame.loc[[selected]].reset_index(drop=True), self.policy, now), scorers, QueueFilter(limit=1),
+            detail=True)[0]
+        return detail.model_copy(update={"position": position})  # type: ignore[return-value]
+
+    @bentoml.api
+    async def prioritize(
+        self, listings: list[QueuedListing] = [], accounts: list[QueuedAccount] = [],  # noqa: B006
+        limit: Annotated[int, Field(ge=1, le=2 * MAX_RECORDS_PER_REQUEST)] = 100,
+    ) -> PrioritizeResponse:
+        """Rank a set of open cases (new and already queued): each is re-scored with the current champion and
+        ordered by expected loss raised as its SLA nears; returns order, tier, SLA due time and the reason
+        for each position."""
+        from serving.prioritize import prioritize_cases
+
+        if not listings and not accounts:
+            return JSONResponse(  # type: ignore[return-value]
+                {"error": "send at least one case in `listings` or `accounts`",
+                 "detail": [{"loc": ["listings"], "msg": "no cases to prioritise"}]}, status_code=400)
+        if len(listings) + len(accounts) > 2 * MAX_RECORDS_PER_REQUEST:
+            return JSONResponse(  # type: ignore[return-value]
+                {"error": f"at most {2 * MAX_RECORDS_PER_REQUEST} cases per request",
+                 "detail": [{"loc": ["listings"], "msg": "too many cases"}]}, status_code=400)
+        return prioritize_cases(self.watcher.current, self.policy, listings, accounts, limit, self.score_log)
+
+    # -- decisions ----------------------------------------------------------------------------------
+    @bentoml.api
+    async def feedback(self, decision: Decision, ctx: bentoml.Context) -> FeedbackResponse:
+        """Record a reviewer's decision, durably, before answering. Idempotent on `decision_id`: a retry with
+        the same content answers 200 with `created: false`; the same id with other content answers 409."""
+        try:
+            stored, created = self.decisions.record(decision)
+        except DecisionConflict as exc:
+            return JSONResponse(  # type: ignore[return-value]
+                {"error": str(exc), "fields": list(exc.fields)}, status_code=409
+            )
+        ctx.response.status_code = 201 if created else 200
+        return FeedbackResponse(decision=stored, created=created)
+
+    # -- operations ---------------------------------------------------------------------------------
+    @bentoml.api
+    async def status(self) -> ServiceStatus:
+        """Loaded model versions, the scoring log's backlog and health; `degraded` when a dependency is down."""
+        metrics = self.score_log.metrics()
+        poll_error = self.reloader.last_error
+        degraded = (not metrics.store_up) or poll_error is not None
+        return ServiceStatus(
+            status="degraded" if degraded else "ok", models=self.watcher.current.versions(),
+            scoring_log=dataclasses.asdict(metrics),
+            registry_poll_error=poll_error,
+        )
+
+    @bentoml.api
+    async def reload(self) -> ServiceStatus:
+        """Check the registry now and swap to any moved alias (atomically; requests in flight finish on the
+        models they started with)."""
+        from anyio import to_thread
+
+        await to_thread.run_sync(self.watcher.refresh, self._on_reload)
+        return await self.status()

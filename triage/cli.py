@@ -64,10 +64,9 @@ def generate(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data)")] = 1,
 ) -> None:
     """Generate a synthetic marketplace (accounts, identifiers, listings, hidden ground truth) as Parquet."""
+    from synthetic.config import GeneratorConfig
     from synthetic.generator import generate_marketplace
     from synthetic.io import write_dataset
-
-    from synthetic.config import GeneratorConfig
 
     config = GeneratorConfig(seed=seed, n_accounts=accounts, n_listings=listings, days=days)
     data = generate_marketplace(config, progress=sys.stderr.isatty())

@@ -20,7 +20,12 @@ class TriageSettings(BaseSettings):
     account_model_name: str = "triage-account-scorer"
     serving_alias: str = Field("champion", description="Registry alias the service loads")
     store_url: str | None = Field(None, description="SQLAlchemy URL of the scoring log and decisions store")
-    max_batch_records: int = Field(1000, ge=1, le=100_000, description="Most records one scoring request may carry")
+    shadow: bool = Field(True, description="Also score with the `challenger` alias (logged, never returned)")
+    reload_poll_seconds: float = Field(
+        30.0, ge=0, description="How often the service checks the registry for moved aliases; 0 turns polling off"
+    )
+    queue_window_days: int = Field(14, ge=1, description="How far back the queue looks for open cases")
+    policy_config: Path | None = Field(None, description="Queue policy JSON/YAML (policy/config.py); default built in")
 
     @property
     def tracking_uri(self) -> str:
@@ -33,6 +38,10 @@ class TriageSettings(BaseSettings):
     @property
     def database_url(self) -> str:
         return self.store_url or f"sqlite:///{(self.home / 'triage.db').resolve()}"
+
+    @property
+    def spool_dir(self) -> Path:
+        return (self.home / "spool").resolve()
 
     def model_name(self, entity: str) -> str:
         names = {"listing": self.listing_model_name, "account": self.account_model_name}
