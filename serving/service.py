@@ -195,6 +195,8 @@ class TriageService:
         try:
             stored, created = self.decisions.record(decision)
         except DecisionConflict as exc:
+            # BentoML copies the context's status onto any response of an endpoint that takes `ctx`
+            ctx.response.status_code = 409
             return JSONResponse(  # type: ignore[return-value]
                 {"error": str(exc), "fields": list(exc.fields)}, status_code=409
             )

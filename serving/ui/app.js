@@ -346,6 +346,9 @@
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
 
+  // The service's `feedback(decision: Decision)` takes the decision under the key `decision`.
+  const feedbackBody = (decision) => ({ decision });
+
   async function decide(outcome) {
     const c = state.openCase;
     if (!c) { showStatus("Open a case first (Enter), then decide."); return; }
@@ -382,7 +385,7 @@
     $("decision").setAttribute("aria-busy", "true");
     for (const b of document.querySelectorAll("button.outcome")) b.disabled = true;
     try {
-      const { body } = await api("/feedback", payload);
+      const { body } = await api("/feedback", feedbackBody(payload));
       const created = body?.created !== false;
       state.lastAttempt = null;
       clearError();
@@ -464,7 +467,7 @@
       if (!id) { showError("Reviewer ID cannot be empty."); return; }
       localStorage.setItem(STORAGE_REVIEWER, id);
       showStatus(`Reviewing as ${id}.`);
-      loadQueue();
+      loadQueue().then(() => select(state.selected));
     });
     $("filters").addEventListener("submit", (event) => event.preventDefault());
     $("filter-risk").addEventListener("change", () => loadQueue());
