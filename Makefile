@@ -22,7 +22,11 @@ setup: $(VENV)/.installed
 demo: setup
 	DEMO_PORT=$(DEMO_PORT) bash scripts/demo.sh
 
-test: setup lint
+# The browser tests drive Debian's Chromium (never a downloaded browser); installed here when absent.
+browser:
+	bash scripts/install-browser.sh
+
+test: setup lint browser
 	$(PY) -m pytest -q
 
 lint: setup

@@ -31,6 +31,7 @@ from serving.schemas import (
     ReasonsMode,
     ScoreResponse,
 )
+from serving.web import ui_app
 from stores.decisions import Decision, DecisionConflict, StoredDecision
 
 Listings = Annotated[
@@ -58,6 +59,7 @@ class ServiceStatus(BaseModel):
     registry_poll_error: str | None
 
 
+@bentoml.asgi_app(ui_app(), path="/ui")
 @bentoml.service(name="triage", workers=1, traffic={"timeout": 30})
 class TriageService:
     def __init__(self) -> None:

@@ -87,7 +87,7 @@ def train(
 
     settings = TriageSettings()
     cfg = TrainConfig.from_file(config) if config else TrainConfig()
-    outcome = train_entity(settings, data, _check_entity(entity), cfg, progress=True)
+    outcome = train_entity(settings, data, _check_entity(entity), cfg, progress=sys.stderr.isatty())
     typer.echo(f"run {outcome.run_id}: registered {outcome.model_name} version {outcome.version}")
     typer.echo(outcome.evaluation.table().to_string(float_format=lambda v: f"{v:.4f}"))
     if outcome.promoted:
@@ -161,6 +161,45 @@ def score_demo(
 
     queue = score_fresh_batch(data, url, n_listings=listings, n_accounts=accounts)
     print_queue(queue, top)
+
+
+@app.command()
+@_one_line_errors
+def simulate(
+    data: DataOption = Path("var/data/demo"),
+    investigators: Annotated[int, typer.Option(min=1, help="Investigators on shift each day")] = 10,
+    shift_hours: Annotated[float, typer.Option(min=0.5, max=24, help="Hours per shift")] = 8.0,
+    productive_share: Annotated[float, typer.Option(min=0.05, max=1.0, help="Share of a shift spent reviewing")] = 0.75,
+    policy_config: Annotated[Path | None, typer.Option(help="Queue policy JSON/YAML (policy/config.py)")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the table and plot")] = Path("var/reports/simulation"),
+) -> None:
+    """Replay the data set's later window day by day through the queue with the champions' scores and compare
+    FIFO, a rules baseline, probability only, expected loss and the oracle at the same capacity."""
+    from mlflow import MlflowClient
+
+    from models.registry import load_scorer
+    from policy import CapacityConfig, QueuePolicyConfig
+    from training.config import TrainConfig
+    from training.pipeline import configure_mlflow
+    from training.queue_simulation import log_simulation
+    from training.queue_simulation import simulate as run_simulation
+
+    settings = TriageSettings()
+    client = MlflowClient(settings.tracking_uri)
+    artifacts = {e: load_scorer(client, settings.model_name(e), alias=settings.serving_alias).artifact
+                 for e in ("listing", "account")}
+    capacity = CapacityConfig(investigators=investigators, shift_hours=shift_hours, productive_share=productive_share)
+    queue_config = QueuePolicyConfig.from_file(policy_config) if policy_config else QueuePolicyConfig()
+    outcome = run_simulation(data, artifacts, TrainConfig().split, capacity, queue_config,
+                             progress=sys.stderr.isatty(), out_dir=out)
+    configure_mlflow(settings)
+    run_id = log_simulation(outcome, capacity, queue_config)
+    columns = ["loss_prevented", "loss_prevented_share", "violations_caught", "precision", "sla_breaches",
+               "reviewer_hours", "share_of_oracle_prevented", "multiple_of_fifo_prevented"]
+    shown = outcome.table[[c for c in columns if c in outcome.table.columns]]
+    typer.echo(f"{outcome.days} days from {outcome.start:%Y-%m-%d}, {investigators} investigators x {shift_hours} h:")
+    typer.echo(shown.to_string(float_format=lambda v: f"{v:,.3f}"))
+    typer.echo(f"plot: {outcome.plot}   MLflow run: {run_id}")
 
 
 @app.command()
