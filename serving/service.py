@@ -66,6 +66,7 @@ class TriageService:
         from mlflow import MlflowClient
 
         from policy import ExpectedLossPolicy, QueuePolicyConfig
+        from serving.metrics import ServiceGauges
         from serving.scorers import ENTITIES, PollingReloader, RegistryWatcher
         from stores.decisions import DecisionStore
         from stores.engine import make_engine
@@ -90,6 +91,8 @@ class TriageService:
         self.reloader = PollingReloader(self.watcher, settings.reload_poll_seconds, self._on_reload)
         if settings.reload_poll_seconds > 0:
             self.reloader.start()
+        self.gauges = ServiceGauges(settings.home / "monitor", self.score_log.metrics)
+        self.gauges.start()
 
     def _on_reload(self, before: Any, after: Any) -> None:
         log.info("serving %s (was %s)", after.versions(), before.versions())
@@ -97,6 +100,7 @@ class TriageService:
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
         self.reloader.stop()
+        self.gauges.stop()
         self.score_log.close(timeout=10.0)
 
     # -- scoring ------------------------------------------------------------------------------------

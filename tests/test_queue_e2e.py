@@ -175,3 +175,15 @@ def test_status_reports_models_and_the_scoring_log(bento_server: RunningServer) 
     assert status["status"] == "ok"
     assert status["models"]["listing@champion"] == "1" and status["models"]["account@champion"] == "1"
     assert status["scoring_log"]["store_up"] is True and status["scoring_log"]["dropped"] == 0
+
+
+def test_metrics_expose_scoring_log_and_drift_gauges(bento_server: RunningServer, seeded: dict) -> None:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        text = httpx.get(f"{bento_server.url}/metrics", timeout=30).text
+        if 'triage_scoring_log_rows{state="written"}' in text:
+            break
+        time.sleep(0.5)
+    written = [line for line in text.splitlines() if line.startswith('triage_scoring_log_rows{state="written"}')]
+    assert written and float(written[0].split()[-1]) >= len(seeded["listing"]) + len(seeded["account"])
+    assert "triage_scoring_log_store_up 1.0" in text

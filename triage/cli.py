@@ -203,6 +203,41 @@ def simulate(
 
 
 @app.command()
+@_one_line_errors
+def monitor(
+    entity: EntityOption = "listing",
+    data: Annotated[Path | None, typer.Option(help="Data set: reference = training, current = later window")] = None,
+    days: Annotated[int, typer.Option(min=1, help="Without --data: the last N days of scoring traffic")] = 7,
+    alias: Annotated[str, typer.Option(help="Registry alias whose reference is compared")] = "champion",
+    out: Annotated[Path, typer.Option(help="HTML report path")] = Path("var/reports/monitor.html"),
+    fail_on_alert: Annotated[bool, typer.Option(help="Exit 1 when an alert threshold is crossed")] = False,
+) -> None:
+    """Drift (PSI per feature and score), precision of reviewed cases by tier and week, SLA attainment and queue
+    age, with alerts; an HTML report with plots, logged to MLflow, and the drift gauges for the service."""
+    from triage.reports_cli import run_monitor_command
+
+    alerts = run_monitor_command(TriageSettings(), _check_entity(entity), alias, data, days, out, sys.stderr.isatty())
+    if alerts and fail_on_alert:
+        raise typer.Exit(1)
+
+
+@app.command()
+@_one_line_errors
+def rca(
+    entity: EntityOption = "listing",
+    data: Annotated[Path | None, typer.Option(help="Data set (its later window); default: the stores")] = None,
+    days: Annotated[int, typer.Option(min=1, help="Without --data: the last N days of decisions")] = 30,
+    alias: Annotated[str, typer.Option(help="Registry alias whose contributions explain the cases")] = "champion",
+    out: Annotated[Path, typer.Option(help="Folder for rca.html, rca.md and plots")] = Path("var/reports/rca"),
+) -> None:
+    """Root causes of confirmed violations: segments by lift and loss, the model's drivers over time, and
+    candidate rules with their backtested precision, recall, coverage and loss caught."""
+    from triage.reports_cli import run_rca_command
+
+    run_rca_command(TriageSettings(), _check_entity(entity), alias, data, days, out, sys.stderr.isatty())
+
+
+@app.command()
 def settings() -> None:
     """Print the effective settings (from TRIAGE_* environment variables and defaults)."""
     s = TriageSettings()

@@ -1,0 +1,75 @@
+"""`triage monitor` and `triage rca`: plain functions the CLI calls (kept out of cli.py to keep it thin)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import typer
+from mlflow import MlflowClient
+
+from models.registry import load_scorer
+from triage.settings import TriageSettings
+
+
+def gauges_path(settings: TriageSettings, entity: str) -> Path:
+    """Where the latest drift figures are kept for the service's Prometheus gauges."""
+    return settings.home / "monitor" / f"{entity}-gauges.json"
+
+
+def run_monitor_command(
+    settings: TriageSettings, entity: str, alias: str, data: Path | None, days: int, out: Path, progress: bool
+) -> int:
+    from reports.monitor import (
+        SCORE_GAUGE_KEY,
+        drift_gauges,
+        monitor_from_dataset,
+        monitor_from_stores,
+        write_monitor_report,
+    )
+    from stores.engine import make_engine
+    from stores.records import TimeWindow
+
+    artifact = load_scorer(MlflowClient(settings.tracking_uri), settings.model_name(entity), alias=alias).artifact
+    if data is not None:
+        report = monitor_from_dataset(data, artifact, progress=progress)
+    else:
+        now = datetime.now(UTC)
+        window = TimeWindow(now - timedelta(days=days), now)
+        report = monitor_from_stores(make_engine(settings.database_url), artifact, current_window=window,
+                                     progress=progress)
+    written = write_monitor_report(report, out, tracking_uri=settings.tracking_uri)
+    gauges = gauges_path(settings, entity)
+    gauges.parent.mkdir(parents=True, exist_ok=True)
+    psi = drift_gauges(report)
+    score_psi = psi.pop(SCORE_GAUGE_KEY, None)
+    gauges.write_text(json.dumps({"entity": entity, "at": datetime.now(UTC).isoformat(), "feature_psi": psi,
+                                  "score_psi": score_psi}, indent=2))
+    typer.echo(report.drift_table().head(15).to_string(float_format=lambda v: f"{v:.3f}"))
+    for alert in report.alerts:
+        typer.echo(f"{alert.level.upper():5} {alert.kind}: {alert.message}")
+    typer.echo(f"report: {written.html}   MLflow run: {written.mlflow_run_id}   gauges: {gauges}")
+    return sum(a.level == "alert" for a in report.alerts)
+
+
+def run_rca_command(
+    settings: TriageSettings, entity: str, alias: str, data: Path | None, days: int, out: Path, progress: bool
+) -> None:
+    from reports.rca import rca_from_dataset, rca_from_stores, write_rca_report
+    from stores.engine import make_engine
+    from stores.records import TimeWindow
+
+    artifact = load_scorer(MlflowClient(settings.tracking_uri), settings.model_name(entity), alias=alias).artifact
+    if data is not None:
+        report = rca_from_dataset(data, artifact, progress=progress)
+    else:
+        now = datetime.now(UTC)
+        report = rca_from_stores(make_engine(settings.database_url), artifact,
+                                 TimeWindow(now - timedelta(days=days), now), progress=progress)
+    written = write_rca_report(report, out, tracking_uri=settings.tracking_uri)
+    typer.echo(f"{report.violations} confirmed violations of {report.cases} cases (base rate {report.base_rate:.2%})")
+    typer.echo(report.top_segments(8).to_string(float_format=lambda v: f"{v:.3f}"))
+    for rule in report.rules[:5]:
+        typer.echo(f"rule: {rule}")
+    typer.echo(f"report: {written.html}  summary: {written.markdown}  MLflow run: {written.mlflow_run_id}")
