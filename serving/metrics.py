@@ -23,13 +23,15 @@ class ServiceGauges:
         self._scoring_log = scoring_log
         self._interval = interval
         self._stop = threading.Event()
+        # BentoML exports metrics in Prometheus multi-process mode: say how workers' values combine
         self.log_rows = Gauge(name="triage_scoring_log_rows", documentation="Scoring log rows by state",
-                              labelnames=["state"])
-        self.store_up = Gauge(name="triage_scoring_log_store_up", documentation="1 when the store accepts writes")
+                              labelnames=["state"], multiprocess_mode="livesum")
+        self.store_up = Gauge(name="triage_scoring_log_store_up", documentation="1 when the store accepts writes",
+                              multiprocess_mode="livemin")
         self.feature_psi = Gauge(name="triage_feature_psi", documentation="PSI of a feature, latest `triage monitor`",
-                                 labelnames=["entity", "feature"])
+                                 labelnames=["entity", "feature"], multiprocess_mode="livemostrecent")
         self.score_psi = Gauge(name="triage_score_psi", documentation="PSI of the score, latest `triage monitor`",
-                               labelnames=["entity"])
+                               labelnames=["entity"], multiprocess_mode="livemostrecent")
         self._thread = threading.Thread(target=self._run, name="gauges", daemon=True)
 
     def start(self) -> None:

@@ -178,12 +178,44 @@ def test_status_reports_models_and_the_scoring_log(bento_server: RunningServer) 
 
 
 def test_metrics_expose_scoring_log_and_drift_gauges(bento_server: RunningServer, seeded: dict) -> None:  # type: ignore[type-arg]
-    deadline = time.monotonic() + 20
+    expected = len(seeded["listing"]) + len(seeded["account"])
+    deadline = time.monotonic() + 30  # the gauges refresh every few seconds
     while time.monotonic() < deadline:
         text = httpx.get(f"{bento_server.url}/metrics", timeout=30).text
-        if 'triage_scoring_log_rows{state="written"}' in text:
+        if "triage_scoring_log_rows" in text and _gauge(text, "triage_scoring_log_rows", state="written") >= expected:
             break
         time.sleep(0.5)
-    written = [line for line in text.splitlines() if line.startswith('triage_scoring_log_rows{state="written"}')]
-    assert written and float(written[0].split()[-1]) >= len(seeded["listing"]) + len(seeded["account"])
-    assert "triage_scoring_log_store_up 1.0" in text
+    assert _gauge(text, "triage_scoring_log_rows", state="written") >= expected
+    assert _gauge(text, "triage_scoring_log_store_up") == 1.0
+
+
+def _gauge(text: str, name: str, **labels: str) -> float:
+    """The value of one Prometheus sample, whatever the order of its labels."""
+    import re
+
+    for line in text.splitlines():
+        match = re.match(rf"^{name}(?:{{(.*)}})? (\S+)$", line)
+        if match:
+            found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
+            if all(found.get(k) == v for k, v in labels.items()):
+                return float(match.group(2))
+    raise AssertionError(f"no sample {name}{labels} in /metrics")
+
+
+def test_drift_figures_from_triage_monitor_become_gauges(
+    bento_server: RunningServer, trained_store: TrainedStore
+) -> None:
+    import json
+
+    folder = trained_store.settings.home / "monitor"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "listing-gauges.json").write_text(json.dumps(
+        {"entity": "listing", "feature_psi": {"price_to_reference": 0.42}, "score_psi": 0.07}))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = httpx.get(f"{bento_server.url}/metrics", timeout=30).text
+        if "triage_feature_psi{" in text:
+            break
+        time.sleep(0.5)
+    assert _gauge(text, "triage_feature_psi", entity="listing", feature="price_to_reference") == 0.42
+    assert _gauge(text, "triage_score_psi", entity="listing") == 0.07
