@@ -41,6 +41,7 @@ step "score a fresh batch through the HTTP API"
 step "done"
 cat <<MSG
 The service is running at http://127.0.0.1:$port (OpenAPI docs at /docs, metrics at /metrics).
+Reviewer queue page: http://127.0.0.1:$port/ui/
 MLflow runs and the registry: $bin/mlflow ui --backend-store-uri sqlite:///$(realpath "$home")/mlflow.db
 Stop the service with: make stop
 MSG
