@@ -50,29 +50,49 @@ class FeatureEncoder:
         return {spec.name: spec.compute(columns) for spec in self.feature_set.features}
 
     def transform(self, columns: RawColumns) -> np.ndarray:
-        n = len(next(iter(columns.values()))) if columns else 0
-        matrix = np.empty((n, len(self.feature_set.features)), dtype=np.float64)
-        for j, spec in enumerate(self.feature_set.features):
-            values = spec.compute(columns)
+        return self.encode_values(self.feature_values(columns))
+
+    def encode_values(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Model rows from readable feature values (`feature_values` or `decode` output): lets logged rows
+        be re-encoded under another vocabulary without their raw records."""
+        features = self.feature_set.features
+        n = len(values[features[0].name]) if features else 0
+        matrix = np.empty((n, len(features)), dtype=np.float64)
+        for j, spec in enumerate(features):
+            column = values[spec.name]
             if spec.kind is FeatureKind.CATEGORICAL:
                 if spec.name not in self._codes:
                     raise RuntimeError(f"encoder has no vocabulary for {spec.name!r}: call fit first")
                 codes = self._codes[spec.name]
-                matrix[:, j] = [codes.get(v, np.nan) for v in values]
+                matrix[:, j] = [codes.get(v, np.nan) for v in column]
             else:
-                matrix[:, j] = values
+                matrix[:, j] = column
         return matrix
 
-    def decode(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
+    def extended(
+        self, values: Mapping[str, np.ndarray], max_categories: int = DEFAULT_MAX_CATEGORIES
+    ) -> FeatureEncoder:
+        """This encoder's vocabularies with codes unchanged, plus categories new in `values` (most frequent
+        first), so rows encoded by this encoder stay valid under the new one."""
+        vocabularies: dict[str, list[str]] = {}
+        for name in self.feature_set.categorical_features:
+            known = list(self.vocabularies.get(name, []))
+            seen = set(known)
+            counts = Counter(v for v in values[name] if v != "" and v not in seen)
+            vocabularies[name] = known + [v for v, _ in counts.most_common(max(0, max_categories - len(known)))]
+        return FeatureEncoder(self.feature_set, vocabularies)
+
+    def decode(self, matrix: np.ndarray, missing: object = None) -> dict[str, np.ndarray]:
         """Readable feature values back from model rows (categories from their codes; an unseen or missing
-        category reads as None). Lets reasons be rebuilt from a logged vector without the raw record."""
+        category reads as `missing`: None for display, "" to match `feature_values`). Lets reasons be rebuilt
+        from a logged vector without the raw record."""
         values: dict[str, np.ndarray] = {}
         for j, spec in enumerate(self.feature_set.features):
             column = matrix[:, j]
             if spec.kind is FeatureKind.CATEGORICAL:
                 vocab = self.vocabularies[spec.name]
                 values[spec.name] = np.array(
-                    [None if np.isnan(code) else vocab[int(code)] for code in column], dtype=object
+                    [missing if np.isnan(code) else vocab[int(code)] for code in column], dtype=object
                 )
             else:
                 values[spec.name] = column

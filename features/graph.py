@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -133,9 +133,9 @@ class LinkGraph:
             raise ValueError(f"adjacency shape {self.adjacency.shape} does not match {n} nodes")
         if (self.incidence is None) != (self.identifier_keys is None):
             raise ValueError("incidence and identifier_keys go together")
-        if self.incidence is not None and self.identifier_keys is not None:
-            if self.incidence.shape != (n, len(self.identifier_keys)):
-                raise ValueError("incidence shape does not match the nodes and identifier keys")
+        if (self.incidence is not None and self.identifier_keys is not None
+                and self.incidence.shape != (n, len(self.identifier_keys))):
+            raise ValueError("incidence shape does not match the nodes and identifier keys")
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -160,7 +160,9 @@ class LinkGraph:
         frame = identifiers[["account_id", "identifier_type", "identifier"]].astype(str).drop_duplicates()
         key = frame["identifier_type"] + "\x1f" + frame["identifier"]
         holders = key.map(key.value_counts())
-        keep = holders >= 2  # an identifier held by one account links nobody
+        # identifiers held by one account link nobody yet, but are kept: an account arriving later with the
+        # same value links to that holder
+        keep = pd.Series(True, index=frame.index)
         if max_accounts_per_identifier is not None:
             keep &= holders <= max_accounts_per_identifier
         types = frame["identifier_type"]
@@ -168,7 +170,7 @@ class LinkGraph:
             types.map(lambda t: float(type_weights.get(t, 1.0))) if type_weights is not None
             else pd.Series(1.0, index=frame.index)
         )
-        rows = index.get_indexer(frame["account_id"])
+        rows = index.get_indexer(pd.Index(frame["account_id"]))
         keep &= (weight > 0) & (rows >= 0)
         frame, key, weight, rows = frame[keep], key[keep], weight[keep], rows[keep.to_numpy()]
         codes, uniques = pd.factorize(key)
@@ -209,6 +211,17 @@ class LinkGraph:
         )
         return cls(ids=node_ids, adjacency=adjacency)
 
+    def degree_normalised(self, power: float = 0.5) -> LinkGraph:
+        """The same links with weight w_ij / (d_i · d_j)^power (d: weighted degree). power=0.5 is the
+        symmetric normalisation of graph convolutions; with power=1 a row's mean is weighted by 1/d_j, so
+        a link to a specific, sparsely linked account counts more than one to a busy hub. The identifier
+        incidence is not carried over (its weights would not be normalised): accounts outside the graph get
+        no links from a normalised graph."""
+        degree = np.asarray(self.adjacency.sum(axis=1)).ravel()
+        scale = np.where(degree > 0, np.power(np.maximum(degree, 1e-300), -power), 0.0)
+        adjacency = sp.csr_array(sp.diags_array(scale) @ self.adjacency @ sp.diags_array(scale))
+        return LinkGraph(ids=self.ids, adjacency=adjacency)
+
     # -- queries -----------------------------------------------------------------------------------
     @property
     def n_nodes(self) -> int:
@@ -224,7 +237,7 @@ class LinkGraph:
 
     def positions(self, ids: Sequence[str] | np.ndarray) -> np.ndarray:
         """Node positions of the given ids, -1 for ids not in the graph."""
-        return np.asarray(self.index.get_indexer(np.asarray(ids, dtype=object)), dtype=np.int64)
+        return np.asarray(self.index.get_indexer(pd.Index(np.asarray(ids, dtype=object))), dtype=np.int64)
 
     def degree(self) -> np.ndarray:
         """Number of linked accounts per node (unweighted)."""
@@ -256,7 +269,7 @@ class LinkGraph:
         row_of = row_of[~row_of.index.duplicated()]
         keys = self.identifier_keys
         key_index = pd.Index(keys["identifier_type"] + "\x1f" + keys["identifier"])
-        cols = key_index.get_indexer(frame["identifier_type"] + "\x1f" + frame["identifier"])
+        cols = key_index.get_indexer(pd.Index(frame["identifier_type"] + "\x1f" + frame["identifier"]))
         rows = row_of.reindex(frame["account_id"]).to_numpy()
         ok = (cols >= 0) & ~np.isnan(rows)
         held = sp.csr_array(
@@ -681,7 +694,11 @@ def _signal_stats(hop: int, signal: str, stats: Sequence[str], w_sum: np.ndarray
             out[name] = mean
         elif stat == "std":
             assert s2 is not None
-            out[name] = np.sqrt(np.maximum(_ratio(s2, w_sum) - mean * mean, 0.0))
+            second = _ratio(s2, w_sum)
+            variance = second - mean * mean
+            # E[x²] − E[x]² cancels to rounding noise when all values are equal: that spread is zero
+            variance[variance <= 1e-12 * np.abs(second)] = 0.0
+            out[name] = np.sqrt(variance)
         else:
             assert top is not None
             out[name] = top
@@ -858,7 +875,8 @@ def group_cases(
     if with_reasons:
         columns.append("top_reasons")
     rows = []
-    for component, members in frame.groupby("_component", sort=False):
+    for key, members in frame.groupby("_component", sort=False):
+        component = int(cast(int, key))
         if len(members) < 2:
             continue
         members = members.sort_values("probability", ascending=False, kind="stable")

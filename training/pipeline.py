@@ -13,7 +13,9 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from models.registry import CHAMPION, alias_version, load_scorer, log_scorer, set_alias
+from models.registry import CHAMPION, alias_version, load_scorer, log_scorer
+from training.aliases import move_alias
+from training.compare import challenger_wins
 from training.config import TrainConfig
 from training.datasets import LabelledEntities, load_entities
 from training.evaluation import WindowEvaluation, evaluate_window
@@ -94,10 +96,14 @@ def train_entity(
             champion = load_scorer(client, model_name, version=champion_before)
             champion_metric = evaluate_window(champion.artifact, test, k).model[config.promotion_metric]
             challenger_metric = evaluation.model[config.promotion_metric]
-            promoted = challenger_metric > champion_metric + config.promotion_margin
+            promoted = challenger_wins(challenger_metric, champion_metric, config.promotion_metric,
+                                       config.promotion_margin)
             mlflow.log_metric(f"champion_test_{config.promotion_metric}", champion_metric)
         if promoted:
-            set_alias(client, model_name, CHAMPION, version)
+            reason = (f"train run {run.info.run_id}: test {config.promotion_metric} "
+                      f"{evaluation.model[config.promotion_metric]:.4f}"
+                      + (f" vs champion {champion_metric:.4f}" if champion_metric is not None else " (no champion)"))
+            move_alias(settings, client, model_name, CHAMPION, version, set_by="train", reason=reason)
         mlflow.set_tags({"registered_version": version, "promoted": str(promoted),
                          "champion_before": champion_before or "none"})
     return TrainingOutcome(run.info.run_id, model_name, version, promoted, champion_before, evaluation,

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from features import FeatureEncoder, columns_from_frame
+from features import FeatureEncoder, FeatureSet, columns_from_frame
 from models.artifact import ScorerArtifact
 from models.calibration import PlattCalibration
 from models.tiers import TierThresholds
-from training.config import TierConfig, TrainConfig
+from training.config import LightGBMConfig, TierConfig, TrainConfig
 from training.datasets import LabelledEntities
 from training.split import TimeSplit
 
@@ -51,6 +51,26 @@ def choose_tiers(
     return TierThresholds(p0=p0, p1=p1, p2=p2)
 
 
+def fit_booster(
+    x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray, feature_set: FeatureSet,
+    lgbm: LightGBMConfig, desc: str, progress: bool = False,
+) -> tuple[lgb.Booster, np.ndarray]:
+    """LightGBM with early stopping on model matrices; returns the booster cut to its best iteration (so the
+    artifact is exactly what was validated) and the validation margin."""
+    names = feature_set.feature_names
+    dtrain = lgb.Dataset(x_train, y_train, feature_name=names, categorical_feature=feature_set.categorical_features,
+                         free_raw_data=True)
+    dvalid = lgb.Dataset(x_valid, y_valid, reference=dtrain)
+    with tqdm(total=lgbm.max_rounds, desc=desc, disable=not progress, leave=False) as bar:
+        booster = lgb.train(
+            lgbm.params(), dtrain, num_boost_round=lgbm.max_rounds, valid_sets=[dvalid], valid_names=["valid"],
+            callbacks=[lgb.early_stopping(lgbm.early_stopping_rounds, verbose=False), _progress_callback(bar)],
+        )
+    booster.free_dataset()
+    margin_valid = np.asarray(booster.predict(x_valid, raw_score=True, num_iteration=booster.best_iteration))
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration)), margin_valid
+
+
 def fit_scorer(
     data: LabelledEntities, split: TimeSplit, config: TrainConfig, progress: bool = False
 ) -> tuple[ScorerArtifact, dict[str, float]]:
@@ -60,20 +80,9 @@ def fit_scorer(
     encoder = FeatureEncoder(fs).fit(train_cols)
     x_train = encoder.transform(train_cols)
     x_valid = encoder.transform_frame(valid.frame)
-    names = encoder.feature_names
-    dtrain = lgb.Dataset(x_train, train.label, feature_name=names, categorical_feature=fs.categorical_features,
-                         free_raw_data=True)
-    dvalid = lgb.Dataset(x_valid, valid.label, reference=dtrain)
+    booster, margin_valid = fit_booster(x_train, train.label, x_valid, valid.label, fs, config.lightgbm,
+                                        desc=f"train {fs.entity}", progress=progress)
     lgbm = config.lightgbm
-    with tqdm(total=lgbm.max_rounds, desc=f"train {fs.entity}", disable=not progress, leave=False) as bar:
-        booster = lgb.train(
-            lgbm.params(), dtrain, num_boost_round=lgbm.max_rounds, valid_sets=[dvalid], valid_names=["valid"],
-            callbacks=[lgb.early_stopping(lgbm.early_stopping_rounds, verbose=False), _progress_callback(bar)],
-        )
-    booster.free_dataset()
-    margin_valid = np.asarray(booster.predict(x_valid, raw_score=True, num_iteration=booster.best_iteration))
-    # keep only the trees that early stopping chose, so the artifact is exactly what was validated
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
     calibration = PlattCalibration.fit(margin_valid, valid.label)
     probability_valid = calibration.transform(margin_valid)
     k = config.review_capacity_per_day[str(fs.entity)]

@@ -4,9 +4,11 @@ every command parses its options, builds the settings once, and calls a plain fu
 from __future__ import annotations
 
 import functools
+import getpass
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -133,17 +135,18 @@ def promote(
     entity: EntityOption,
     version: Annotated[str, typer.Option(help="Model version to point the alias at")],
     alias: Annotated[str, typer.Option(help="Alias to move")] = "champion",
+    reason: Annotated[str, typer.Option(help="Why (kept in the alias history and audit log)")] = "manual promotion",
 ) -> None:
-    """Move an alias (default `champion`) to a registered version by hand."""
+    """Move an alias (default `champion`) to a registered version by hand; the move is recorded."""
     from mlflow import MlflowClient
 
-    from models.registry import alias_version, set_alias
+    from training.aliases import move_alias
 
     settings = TriageSettings()
     client = MlflowClient(settings.tracking_uri)
     name = settings.model_name(_check_entity(entity))
-    before = alias_version(client, name, alias)
-    set_alias(client, name, alias, version)
+    client.get_model_version(name, version)  # a clear MLflow error for a version that does not exist
+    before = move_alias(settings, client, name, alias, version, set_by=f"cli:{getpass.getuser()}", reason=reason)
     typer.echo(f"{name}@{alias}: {before or 'none'} -> {version}")
 
 
@@ -235,6 +238,57 @@ def rca(
     from triage.reports_cli import run_rca_command
 
     run_rca_command(TriageSettings(), _check_entity(entity), alias, data, days, out, sys.stderr.isatty())
+
+
+@app.command()
+@_one_line_errors
+def retrain(
+    entity: EntityOption,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Base data set to train on as well")] = None,
+    window_days: Annotated[int, typer.Option(min=1, help="Recent days of decisions held out to compare on")] = 14,
+    config: Annotated[Path | None, typer.Option(help="Training config JSON (metric, margin, LightGBM)")] = None,
+) -> None:
+    """Retrain from logged feature vectors joined to reviewer decisions (point in time) plus the base data;
+    compare with the champion on the same recent window; promote only if the challenger wins by the
+    configured metric and margin, else register it as `challenger` (shadow)."""
+    from training.config import TrainConfig
+    from training.retrain import retrain as run_retrain
+
+    cfg = TrainConfig.from_file(config) if config else TrainConfig()
+    report = run_retrain(TriageSettings(), _check_entity(entity), data, cfg, window_days,
+                         progress=sys.stderr.isatty())
+    typer.echo(report.to_markdown())
+
+
+@app.command()
+@_one_line_errors
+def compare(
+    entity: EntityOption,
+    since: Annotated[datetime, typer.Option(help="Window start, ISO 8601 (UTC if no zone)")],
+    until: Annotated[datetime | None, typer.Option(help="Window end (default: now)")] = None,
+) -> None:
+    """Champion against the shadow challenger on decided traffic scored in the window."""
+    from stores.records import TimeWindow, utc_now
+    from training.compare import compare_shadow
+
+    def aware(t: datetime) -> datetime:
+        return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+    window = TimeWindow(aware(since), aware(until) if until else utc_now())
+    typer.echo(compare_shadow(TriageSettings(), _check_entity(entity), window).to_markdown())
+
+
+@app.command()
+@_one_line_errors
+def aliases(
+    entity: EntityOption,
+    alias: Annotated[str | None, typer.Option(help="Only this alias")] = None,
+) -> None:
+    """Which version held which alias when (the recorded history; MLflow keeps only the current one)."""
+    from training.retrain import alias_history
+
+    settings = TriageSettings()
+    typer.echo(alias_history(settings, settings.model_name(_check_entity(entity)), alias).to_markdown())
 
 
 @app.command()
