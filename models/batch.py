@@ -84,13 +84,18 @@ def score_parquet(
     blocksize: str | int | None = DEFAULT_BLOCKSIZE,
     accounts_path: Path | str | None = None,
     progress: bool = False,
+    min_partitions: int | None = None,
 ) -> BatchScoreResult:
     """Score a Parquet file or folder of raw records into a Parquet folder (one file per partition).
 
     `client` is a Dask Client or a scheduler address; without one, Dask's local threaded scheduler runs it.
     Each partition scores with one LightGBM thread: parallelism comes from partitions, not from threads.
+    Dask cannot split a Parquet row group, so a file written as one big row group is one partition; pass
+    `min_partitions` (e.g. 2-4 × the workers' threads) to split it after reading.
     """
     frame = read_records(artifact, input_path, blocksize, accounts_path)
+    if min_partitions is not None and frame.npartitions < min_partitions:
+        frame = frame.repartition(npartitions=min_partitions)
     scored = score_dask_frame(artifact, frame)
     write = scored.to_parquet(str(output_path), write_index=False, compute=False)
     rows = scored.map_partitions(len, meta=(None, "int64"))

@@ -164,3 +164,28 @@ audit_log = sa.Table(
 def create_all(engine: Engine) -> None:
     """Create missing tables and indexes; existing ones are left alone, so repeated calls are safe."""
     metadata.create_all(engine, checkfirst=True)
+
+
+API_KEY_ROLES = ("scorer", "reviewer", "admin")
+API_KEY_ID_LENGTH = 32
+SECRET_HASH_LENGTH = 64
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    # One row per secret: a key (``key_id``) has one current secret and, during a rotation's grace period,
+    # the previous ones; revoking the key revokes every row.
+    sa.Column("id", AutoIncrementId, primary_key=True, autoincrement=True),
+    sa.Column("key_id", sa.String(API_KEY_ID_LENGTH), nullable=False),
+    sa.Column("name", sa.String(NAME_LENGTH), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    # sha256 (or HMAC-sha256 with a server pepper) of the whole secret, hex; the secret itself is never stored.
+    sa.Column("secret_hash", sa.String(SECRET_HASH_LENGTH), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    # Set on the old secret by a rotation with a grace period; NULL: valid until revoked.
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sa.CheckConstraint(_one_of("role", API_KEY_ROLES), name="role"),
+    sa.UniqueConstraint("secret_hash"),
+    sa.Index("ix_api_keys_key_id", "key_id"),
+)
