@@ -1,10 +1,12 @@
-"""Keyword signals over listing text, counted with Arrow's regex kernel for frames and single records alike."""
+"""Keyword signals over listing text. One implementation for a training frame and a single request: the
+patterns are compiled once per process (a request must not pay for compiling them)."""
 
 from __future__ import annotations
 
+import re
+from functools import cache
+
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 # Terms investigators flag. Word boundaries keep "cure" from matching "secure".
 COUNTERFEIT_TERMS: tuple[str, ...] = (
@@ -21,31 +23,35 @@ MISLEADING_TERMS: tuple[str, ...] = (
 )
 
 
-def _pattern(terms: tuple[str, ...]) -> str:
-    escaped = "|".join(_escape(t) for t in terms)
-    return rf"(?i)(?:^|[^a-z0-9])(?:{escaped})(?:$|[^a-z0-9])"
+@cache
+def _pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
+    # longest first, so "no prescription" counts once rather than as "prescription" inside it;
+    # lookarounds (not consumed characters) so that adjacent terms both count
+    alternatives = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
+    return re.compile(rf"(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])", re.IGNORECASE)
 
 
-def _escape(term: str) -> str:
-    # RE2 syntax: escape the regex metacharacters that can appear in marketplace slang
-    return "".join("\\" + ch if ch in r".^$*+?()[]{}|\\" else ch for ch in term)
+@cache
+def _non_letters() -> re.Pattern[str]:
+    return re.compile(r"[^A-Za-z]+")
 
 
 def count_term_hits(texts: np.ndarray, terms: tuple[str, ...]) -> np.ndarray:
     """Number of matches of any of `terms` in each text (case-insensitive, on word boundaries)."""
-    if len(texts) == 0:
-        return np.zeros(0, dtype=np.float64)
-    counts = pc.count_substring_regex(pa.array(texts, type=pa.string()), _pattern(terms))
-    return counts.to_numpy(zero_copy_only=False).astype(np.float64)
+    finditer = _pattern(terms).finditer
+    return np.fromiter((sum(1 for _ in finditer(t)) for t in texts), dtype=np.float64, count=len(texts))
 
 
 def uppercase_share(texts: np.ndarray) -> np.ndarray:
     """Share of letters in upper case: shouting titles are a spam and scam tell."""
-    arr = pa.array(texts, type=pa.string())
-    letters = pc.utf8_length(pc.replace_substring_regex(arr, r"[^A-Za-z]", "")).to_numpy(zero_copy_only=False)
-    upper = pc.utf8_length(pc.replace_substring_regex(arr, r"[^A-Z]", "")).to_numpy(zero_copy_only=False)
-    return np.where(letters > 0, upper / np.maximum(letters, 1), 0.0).astype(np.float64)
+    strip = _non_letters().sub
+
+    def share(text: str) -> float:
+        letters = strip("", text)
+        return sum(1 for ch in letters if ch.isupper()) / len(letters) if letters else 0.0
+
+    return np.fromiter((share(t) for t in texts), dtype=np.float64, count=len(texts))
 
 
 def text_length(texts: np.ndarray) -> np.ndarray:
-    return pc.utf8_length(pa.array(texts, type=pa.string())).to_numpy(zero_copy_only=False).astype(np.float64)
+    return np.fromiter((len(t) for t in texts), dtype=np.float64, count=len(texts))

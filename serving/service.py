@@ -74,6 +74,7 @@ class TriageService:
         from stores.scoring_log import ScoringLogReader, ScoringLogWriter
         from triage.settings import TriageSettings
 
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self.settings = settings = TriageSettings()
         names = {entity: settings.model_name(entity) for entity in ENTITIES}
         self.watcher = RegistryWatcher(MlflowClient(settings.tracking_uri), names, settings.serving_alias,

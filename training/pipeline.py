@@ -53,8 +53,11 @@ def configure_mlflow(settings: TriageSettings) -> MlflowClient:
 
 
 def train_entity(
-    settings: TriageSettings, dataset_dir: Path, entity: str, config: TrainConfig, progress: bool = False
+    settings: TriageSettings, dataset_dir: Path, entity: str, config: TrainConfig, progress: bool = False,
+    scheduler: str | None = None,
 ) -> TrainingOutcome:
+    """`scheduler` (a Dask scheduler address) fits on the cluster through `lightgbm.dask`; evaluation, tracking
+    and promotion stay the same."""
     # imported here so `triage --help` stays fast
     from training.trainer import fit_scorer
 
@@ -69,7 +72,14 @@ def train_entity(
         mlflow.log_params({"entity": entity, "data_fingerprint": data_fingerprint(data), "review_capacity_per_day": k,
                            **{f"split.{k_}": v for k_, v in split.describe().items()},
                            **{f"lgbm.{k_}": v for k_, v in config.lightgbm.model_dump().items()}})
-        artifact, fit_info = fit_scorer(data, split, config, progress=progress)
+        if scheduler is None:
+            artifact, fit_info = fit_scorer(data, split, config, progress=progress)
+        else:
+            from training.distributed import train_distributed
+
+            artifact = train_distributed(dataset_dir, entity, config, scheduler)
+            fit_info = {"best_iteration": float(artifact.booster.current_iteration())}
+            mlflow.set_tag("dask_scheduler", scheduler)
         test = data.subset(split.test)
         evaluation = evaluate_window(artifact, test, k)
         artifact.metadata.update(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import getpass
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,6 +22,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EntityOption = Annotated[str, typer.Option("--entity", "-e", help="listing or account")]
 DataOption = Annotated[Path, typer.Option("--data", "-d", help="Data set folder (see docs/data-contract.md)")]
+
+
+@app.callback()
+def _quiet_mlflow() -> None:
+    # a progress bar per model download is noise in a CLI that prints its own results
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 class UserError(Exception):
@@ -82,6 +89,7 @@ def train(
     entity: EntityOption,
     data: DataOption = Path("var/data/demo"),
     config: Annotated[Path | None, typer.Option(help="Training config JSON (training/config.py)")] = None,
+    dask: Annotated[str | None, typer.Option("--dask", help="Dask scheduler address, e.g. tcp://host:8786")] = None,
 ) -> None:
     """Train a scorer on a time split, evaluate it next to the oracle, register it and promote it if it wins."""
     from training.config import TrainConfig
@@ -89,7 +97,7 @@ def train(
 
     settings = TriageSettings()
     cfg = TrainConfig.from_file(config) if config else TrainConfig()
-    outcome = train_entity(settings, data, _check_entity(entity), cfg, progress=sys.stderr.isatty())
+    outcome = train_entity(settings, data, _check_entity(entity), cfg, progress=sys.stderr.isatty(), scheduler=dask)
     typer.echo(f"run {outcome.run_id}: registered {outcome.model_name} version {outcome.version}")
     typer.echo(outcome.evaluation.table().to_string(float_format=lambda v: f"{v:.4f}"))
     if outcome.promoted:
@@ -289,6 +297,31 @@ def aliases(
 
     settings = TriageSettings()
     typer.echo(alias_history(settings, settings.model_name(_check_entity(entity)), alias).to_markdown())
+
+
+@app.command("score-batch")
+@_one_line_errors
+def score_batch(
+    input: Annotated[Path, typer.Option("--input", "-i", help="Parquet file or folder of raw records")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Parquet folder to write the scores to")],
+    entity: EntityOption = "listing",
+    accounts: Annotated[Path | None, typer.Option(help="accounts.parquet, to add the seller context")] = None,
+    dask: Annotated[str | None, typer.Option("--dask", help="Dask scheduler address (default: local threads)")] = None,
+    blocksize: Annotated[str, typer.Option(help="Target partition size")] = "64MiB",
+    partitions: Annotated[int | None, typer.Option(min=1, help="At least this many partitions")] = None,
+    alias: Annotated[str, typer.Option(help="Registry alias to score with")] = "champion",
+) -> None:
+    """Score a Parquet data set offline through dask.dataframe with a registered scorer."""
+    from mlflow import MlflowClient
+
+    from models.batch import score_parquet
+    from models.registry import load_scorer
+
+    settings = TriageSettings()
+    scorer = load_scorer(MlflowClient(settings.tracking_uri), settings.model_name(_check_entity(entity)), alias=alias)
+    result = score_parquet(scorer.artifact, input, output, client=dask, blocksize=blocksize, accounts_path=accounts,
+                           progress=sys.stderr.isatty(), min_partitions=partitions)
+    typer.echo(f"scored {result.rows:,} rows into {output} ({result.partitions} partitions) with {scorer.uri}")
 
 
 @app.command()

@@ -1,0 +1,304 @@
+"""Serving benchmark: the real BentoML service against the in-process floor and a FastAPI peer.
+
+    python -m benchmarks.serving            # full run (~4-5 min on 2 cores), writes benchmarks/README.md
+    python -m benchmarks.serving --quick    # smaller data and fewer requests (~2 min)
+
+One run generates a data set, fits the reference listing scorer (~300 trees, 63 leaves) with the project's
+`fit_scorer`, registers it in a temporary MLflow store, then starts each server over that store and drives
+it with the same loopback load generator (benchmarks/loadgen.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import (
+    Percentiles,
+    ReferenceStore,
+    build_reference_store,
+    machine_description,
+    machine_markdown,
+    sample_records,
+    time_calls,
+)
+from benchmarks.floor import FloorResult, measure_floor
+from benchmarks.loadgen import LoadResult, run_load
+from benchmarks.report import fmt, replace_section, table
+from benchmarks.servers import Server, start_bento, start_peer
+
+
+@dataclass(frozen=True)
+class Budget:
+    n_listings: int
+    single_requests: int
+    single_seconds: float
+    c16_requests: int
+    c16_seconds: float
+    reasons_requests: int
+    batch_requests: int
+    floor_calls: int
+
+
+FULL = Budget(100_000, 3000, 6.0, 20_000, 10.0, 1500, 60, 2000)
+QUICK = Budget(60_000, 800, 4.0, 4000, 5.0, 400, 20, 500)
+
+
+@dataclass
+class ServerResult:
+    name: str
+    startup_seconds: float
+    c1: LoadResult
+    c16: LoadResult
+    reasons: LoadResult
+    batch: LoadResult
+    rss_mib: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def worker_rss(self) -> list[float]:
+        return [v for k, v in self.rss_mib.items() if k.startswith("worker")]
+
+
+def _bodies(records: list[dict[str, Any]], reasons: str, per_request: int, n: int) -> list[bytes]:
+    out = []
+    for k in range(n):
+        chunk = [records[(k * per_request + j) % len(records)] for j in range(per_request)]
+        out.append(json.dumps({"listings": chunk, "reasons": reasons, "top_reasons": 3}).encode())
+    return out
+
+
+def measure_server(server: Server, records: list[dict[str, Any]], budget: Budget) -> ServerResult:
+    singles = _bodies(records, "none", 1, 200)
+    with_reasons = _bodies(records, "all", 1, 200)
+    batches = _bodies(records, "none", 1000, 4)
+    path = "/score_listings"
+    c1 = run_load(server.url, path, singles, 1, budget.single_requests, budget.single_seconds)
+    c16 = run_load(server.url, path, singles, 16, budget.c16_requests, budget.c16_seconds, warmup_requests=200)
+    reasons = run_load(server.url, path, with_reasons, 1, budget.reasons_requests, budget.single_seconds)
+    # two connections keep the server busy while the client sends the next 1,000 records
+    batch = run_load(server.url, path, batches, 2, budget.batch_requests, budget.c16_seconds, warmup_requests=4,
+                     records_per_request=1000)
+    return ServerResult(server.name, server.startup_seconds, c1, c16, reasons, batch, server.rss_mib())
+
+
+SERVERS: list[tuple[str, str, dict[str, str]]] = [
+    # (label, target, extra env); target "peer" is the FastAPI baseline
+    ("BentoML, serving/service.py as is", "serving.service:TriageService", {}),
+    ("FastAPI + uvicorn peer (1 process)", "peer", {}),
+    ("variant: cancel timeout timer", "benchmarks.variants.service:TriageService", {"BENCH_CANCEL_TIMER": "1"}),
+    ("variant: cancel timer + gc.freeze()", "benchmarks.variants.service:TriageService",
+     {"BENCH_CANCEL_TIMER": "1", "BENCH_GC_FREEZE": "1"}),
+    ("variant: cancel timer + gc.freeze() + no model_dump", "benchmarks.variants.service:TriageService",
+     {"BENCH_CANCEL_TIMER": "1", "BENCH_GC_FREEZE": "1", "BENCH_NO_DUMP": "1"}),
+    ("variant: cancel timer + gc.freeze() + 2 workers", "benchmarks.variants.service:TriageService",
+     {"BENCH_CANCEL_TIMER": "1", "BENCH_GC_FREEZE": "1", "BENCH_WORKERS": "2"}),
+]
+
+
+@dataclass(frozen=True)
+class ReasonsStudy:
+    trees: int
+    shap_1t: Percentiles
+    shap_default: Percentiles
+    path_table_build_s: float
+    path_1row: Percentiles
+    top1_agreement: float
+    top3_set_agreement: float
+    rows: int
+
+
+def study_reasons(scorer: Any, records: list[dict[str, Any]], n: int) -> ReasonsStudy:
+    from benchmarks.fast_reasons import LeafPathAttribution, top_k
+
+    artifact = scorer.artifact
+    batch = artifact.score_records(records[:1000], num_threads=1)
+    matrix = batch.matrix
+    start = time.perf_counter()
+    path = LeafPathAttribution.from_booster(artifact.booster)
+    build = time.perf_counter() - start
+    rows = iter(range(10**12))
+
+    def row() -> np.ndarray:
+        i = next(rows) % len(matrix)
+        return matrix[i:i + 1]
+
+    shap_1t = time_calls(lambda: artifact.booster.predict(row(), pred_contrib=True, num_threads=1), n)
+    shap_default = time_calls(lambda: artifact.contributions(row()), n)
+    path_1row = time_calls(lambda: path.contributions(artifact.booster, row()), n)
+    shap = artifact.contributions(matrix)
+    approx = path.contributions(artifact.booster, matrix)
+    s3, a3 = top_k(shap, 3), top_k(approx, 3)
+    top1 = np.mean([(s[:1] == a[:1]) for s, a in zip(s3, a3, strict=True)])
+    top3 = np.mean([set(s) == set(a) for s, a in zip(s3, a3, strict=True)])
+    return ReasonsStudy(artifact.booster.num_trees(), shap_1t, shap_default, build, path_1row, float(top1),
+                        float(top3), len(matrix))
+
+
+def _p(r: Percentiles) -> str:
+    return f"{fmt(r.p50_ms)} / {fmt(r.p99_ms)}"
+
+
+def _ratio(a: float, b: float) -> str:
+    return fmt(a / b, 2) + "×" if b and b == b and a == a else "–"
+
+
+def main_table(ours: ServerResult, peer: ServerResult, floor: FloorResult) -> str:
+    def rps(r: LoadResult) -> str:
+        return f"{fmt(r.requests_per_second, 0)} ({r.requests} req, {r.errors} errors)"
+
+    floor_rps = 1000.0 / floor.single.mean_ms
+    handler_rps = 1000.0 / floor.handler_single.mean_ms
+    floor_batch = 1000.0 * 1000.0 / floor.batch_1000.mean_ms
+    handler_batch = 1000.0 * 1000.0 / floor.handler_batch_1000.mean_ms
+    rows = [
+        ["1 record, c=1: p50 / p99 ms", _p(ours.c1.latency), _p(floor.single), _p(floor.handler_single),
+         _ratio(ours.c1.latency.p50_ms, floor.single.p50_ms), _p(peer.c1.latency),
+         _ratio(ours.c1.latency.p50_ms, peer.c1.latency.p50_ms) + " / "
+         + _ratio(ours.c1.latency.p99_ms, peer.c1.latency.p99_ms)],
+        ["1 record, c=1: requests/s", rps(ours.c1), fmt(floor_rps, 0) + " (1 core)", fmt(handler_rps, 0),
+         _ratio(ours.c1.requests_per_second, floor_rps), rps(peer.c1),
+         _ratio(ours.c1.requests_per_second, peer.c1.requests_per_second)],
+        ["1 record, c=16: p50 / p99 ms", _p(ours.c16.latency), "", "", "", _p(peer.c16.latency),
+         _ratio(ours.c16.latency.p50_ms, peer.c16.latency.p50_ms) + " / "
+         + _ratio(ours.c16.latency.p99_ms, peer.c16.latency.p99_ms)],
+        ["1 record, c=16: requests/s", rps(ours.c16), fmt(floor_rps, 0) + " (1 core)", fmt(handler_rps, 0),
+         _ratio(ours.c16.requests_per_second, floor_rps), rps(peer.c16),
+         _ratio(ours.c16.requests_per_second, peer.c16.requests_per_second)],
+        ["1,000-record batches (c=2): records/s", fmt(ours.batch.records_per_second, 0)
+         + f" ({ours.batch.errors} errors)", fmt(floor_batch, 0) + " (1 core)", fmt(handler_batch, 0),
+         _ratio(ours.batch.records_per_second, floor_batch), fmt(peer.batch.records_per_second, 0),
+         _ratio(ours.batch.records_per_second, peer.batch.records_per_second)],
+        ["1 record with top-3 reasons, c=1: p50 / p99 ms", _p(ours.reasons.latency) + f" ({ours.reasons.errors} "
+         "errors)", _p(floor.single_reasons), _p(floor.handler_reasons),
+         _ratio(ours.reasons.latency.p50_ms, floor.single_reasons.p50_ms), _p(peer.reasons.latency),
+         _ratio(ours.reasons.latency.p50_ms, peer.reasons.latency.p50_ms) + " / "
+         + _ratio(ours.reasons.latency.p99_ms, peer.reasons.latency.p99_ms)],
+        ["start-up to ready, s", fmt(ours.startup_seconds), "", "", "", fmt(peer.startup_seconds),
+         _ratio(ours.startup_seconds, peer.startup_seconds)],
+        ["RSS per worker after load, MiB", ", ".join(fmt(v, 0) for v in ours.worker_rss)
+         + f" (+ supervisor {fmt(sum(v for k, v in ours.rss_mib.items() if k.startswith('supervisor')), 0)})",
+         "", "", "", ", ".join(fmt(v, 0) for v in peer.worker_rss),
+         _ratio(float(np.mean(ours.worker_rss or [np.nan])), float(np.mean(peer.worker_rss or [np.nan])))],
+    ]
+    header = ["measure", "BentoML (product service)", "floor: features + predict", "floor: whole handler",
+              "served ÷ floor", "FastAPI peer", "ours ÷ peer"]
+    return table(header, rows)
+
+
+def variants_table(results: list[ServerResult]) -> str:
+    rows = []
+    for r in results:
+        rows.append([
+            r.name, _p(r.c1.latency), fmt(r.c1.requests_per_second, 0), _p(r.c16.latency),
+            f"{fmt(r.c16.requests_per_second, 0)} ({r.c16.errors})", f"{fmt(r.c16.latency.mean_ms)}",
+            _p(r.reasons.latency), fmt(r.batch.records_per_second, 0), fmt(r.startup_seconds),
+            ", ".join(fmt(v, 0) for v in r.worker_rss),
+        ])
+    header = ["server", "c=1 p50 / p99 ms", "c=1 req/s", "c=16 p50 / p99 ms", "c=16 req/s (errors)",
+              "c=16 mean ms", "reasons c=1 p50 / p99 ms", "batch records/s", "start-up s", "worker RSS MiB"]
+    return table(header, rows)
+
+
+def parts_table(floor: FloorResult) -> str:
+    return table(["step (1 listing, in process)", "median µs"], [[k, fmt(v, 1)] for k, v in floor.parts_us.items()])
+
+
+def reasons_table(s: ReasonsStudy) -> str:
+    rows = [
+        ["TreeSHAP `pred_contrib`, 1 row, 1 thread", _p(s.shap_1t), "exact"],
+        ["TreeSHAP `pred_contrib`, 1 row, default threads (num_threads=0, the artifact default)", _p(s.shap_default),
+         "exact"],
+        ["path attribution (leaf table, benchmarks/fast_reasons.py), 1 row", _p(s.path_1row),
+         f"sums to the raw score exactly; same top reason as TreeSHAP on {s.top1_agreement:.0%} of {s.rows} rows, "
+         f"same top-3 set on {s.top3_set_agreement:.0%}; table built once in {s.path_table_build_s:.2f} s"],
+    ]
+    return table([f"attribution ({s.trees} trees)", "p50 / p99 ms", "exactness"], rows)
+
+
+def run(quick: bool, workdir: Path, write_readme: bool, only_product: bool) -> str:
+    budget = QUICK if quick else FULL
+    info = machine_description()
+    t0 = time.perf_counter()
+    print(f"[bench] generating {budget.n_listings:,} listings and fitting the reference scorer ...", flush=True)
+    store: ReferenceStore = build_reference_store(workdir, budget.n_listings, rounds=300)
+    print(f"[bench] scorer: {store.trees} trees, ≤{store.leaves} leaves, fit in {store.train_seconds:.1f} s",
+          flush=True)
+    records = sample_records(store.dataset, 2000)
+
+    from mlflow import MlflowClient
+
+    from models.registry import load_scorer
+
+    scorer = load_scorer(MlflowClient(store.tracking_uri), "triage-listing-scorer")
+    print("[bench] in-process floor ...", flush=True)
+    floor = measure_floor(scorer, records, budget.floor_calls)
+    study = study_reasons(scorer, records, budget.floor_calls)
+
+    results: list[ServerResult] = []
+    servers = SERVERS[:2] if only_product else SERVERS
+    for label, target, env in servers:
+        print(f"[bench] {label} ...", flush=True)
+        log = workdir / f"server-{len(results)}.log"
+        server = (start_peer(store.env(), log) if target == "peer"
+                  else start_bento(target, store.env() | env, log))
+        try:
+            result = measure_server(server, records, budget)
+        finally:
+            server.stop()
+        result.name = label
+        results.append(result)
+        print(f"        c1 p50 {result.c1.latency.p50_ms:.2f} ms, c16 {result.c16.requests_per_second:.0f} req/s "
+              f"p99 {result.c16.latency.p99_ms:.1f} ms, errors {result.c16.errors}", flush=True)
+
+    ours, peer = results[0], results[1]
+    elapsed = time.perf_counter() - t0
+    body = "\n\n".join([
+        f"### Serving ({'quick' if quick else 'full'} run, {elapsed:.0f} s)",
+        machine_markdown(info) + f"\n- load average at end: {' / '.join(f'{v:.2f}' for v in os.getloadavg())}",
+        f"Reference listing scorer: {store.trees} trees, up to {store.leaves} leaves, "
+        f"{len(scorer.artifact.encoder.feature_names)} features, "
+        f"fit on {budget.n_listings:,} generated listings in {store.train_seconds:.1f} s. Single-record "
+        "requests ask `reasons=none`; the reasons row asks `reasons=all, top_reasons=3`. Client: "
+        "benchmarks/loadgen.py on the same two cores (keep-alive connections, every response checked for 200).",
+        main_table(ours, peer, floor),
+        "Floor columns: 'features + predict' is `artifact.score_records` (1 thread); 'whole handler' adds "
+        "pydantic validation, `model_dump()`, `serving.scoring.score_records` and the JSON encoding, i.e. all "
+        "the work a server must do apart from HTTP. Floor requests/s are 1 ÷ mean on one core.",
+        "#### Where one record's time goes (in process)",
+        parts_table(floor),
+        "#### Variants of the service (benchmarks/variants/service.py), same load",
+        variants_table(results),
+        "#### Reasons: attribution cost per row",
+        reasons_table(study),
+    ])
+    print("\n" + body + "\n")
+    if write_readme:
+        replace_section("serving", body)
+    return body
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller data and fewer requests")
+    parser.add_argument("--workdir", type=Path, help="keep data, store and server logs here (default: temporary)")
+    parser.add_argument("--no-readme", action="store_true", help="print the tables only")
+    parser.add_argument("--product-only", action="store_true", help="skip the service variants")
+    args = parser.parse_args()
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        run(args.quick, args.workdir, not args.no_readme, args.product_only)
+    else:
+        with tempfile.TemporaryDirectory(prefix="triage-bench-") as tmp:
+            run(args.quick, Path(tmp), not args.no_readme, args.product_only)
+
+
+if __name__ == "__main__":
+    main()
