@@ -262,7 +262,8 @@ def report(results: Sequence[SplitResult], command: str, build_seconds: float) -
         "",
         f"Graph snapshots (three link weightings) built once in {build_seconds:.1f} s. Train time per split covers "
         "the split's graph columns (graph variant) and both fits of the validation grid. Base rate about 21.8 %, "
-        "so a random ranking has PR-AUC about 21.8.",
+        "so a random ranking has PR-AUC about 21.8. Times are wall-clock on the machine the run used; on a shared "
+        "machine they vary with its load.",
         "",
     ]
     return "\n".join(lines)

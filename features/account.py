@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from features.exposure import account_exposure
+from features.graph import GraphFeatureConfig, graph_feature_specs, graph_raw_fields
 from features.schema import (
     Entity,
     FeatureKind,
@@ -18,6 +19,9 @@ from features.schema import (
 )
 
 SECONDS_PER_DAY = 86_400.0
+
+ACCOUNT_GRAPH_CONFIG = GraphFeatureConfig()
+"""Neighbour and group signals of the account link graph (shared devices, payments, addresses, IPs)."""
 
 ACCOUNT_INPUTS: tuple[RawField, ...] = (
     RawField("account_id", FieldKind.ID, "Account id", max_length=64, example="A0000007"),
@@ -62,6 +66,8 @@ ACCOUNT_INPUTS: tuple[RawField, ...] = (
         example=0.0,
     ),
     RawField("listings_count", FieldKind.INTEGER, "Live listings", required=False, ge=0, le=1e8, example=15),
+    # filled by the service and by training from the link graph (features/graph.py), not sent by callers
+    *graph_raw_fields(ACCOUNT_GRAPH_CONFIG),
 )
 
 
@@ -237,6 +243,7 @@ ACCOUNT_FEATURES: tuple[FeatureSpec, ...] = (
         ("category_focus",),
         _category("category_focus"),
     ),
+    *graph_feature_specs(ACCOUNT_GRAPH_CONFIG),
 )
 
 ACCOUNT_FEATURE_SET = FeatureSet(

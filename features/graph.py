@@ -93,8 +93,11 @@ class Groups:
         _, labels = connected_components(adjacency, directed=False)
         labels = labels.astype(np.int64)
         sizes = np.bincount(labels).astype(np.int64)
-        smallest = pd.Series(ids, dtype=object).groupby(labels).min()
-        group_ids = np.array([_GROUP_PREFIX + str(v) for v in smallest.to_numpy()], dtype=object)
+        # the smallest member id per component: walk ids in sorted order, keep each component's first
+        order = np.argsort(np.asarray(ids, dtype=str), kind="stable")
+        first = np.empty(len(sizes), dtype=np.int64)
+        first[labels[order][::-1]] = order[::-1]
+        group_ids = np.array([_GROUP_PREFIX + str(ids[i]) for i in first], dtype=object)
         return cls(ids=ids, labels=labels, sizes=sizes, group_ids=group_ids)
 
     @property
@@ -489,6 +492,22 @@ class GraphSnapshot:
         return replace(self, label=np.asarray(label, dtype=np.int8),
                        label_available_at=to_epoch_seconds(label_available_at))
 
+    @cached_property
+    def component_clock(self) -> _ComponentClock:
+        # built once per snapshot: a request must not sort every account again
+        return _ComponentClock(self.graph.groups.labels, self.created_at)
+
+    def warm(self) -> GraphSnapshot:
+        """Build the lazily computed indexes now (at service start-up rather than in the first request)."""
+        _ = self.component_clock
+        return self
+
+    def known_by(self, cutoff: float) -> GraphSnapshot:
+        """The snapshot as a model trained at `cutoff` (epoch seconds) ships it: labels that became known later
+        are unknown (available never), so scoring a later window cannot see them."""
+        available = np.asarray(self.label_available_at, dtype=np.float64)
+        return replace(self, label_available_at=np.where(available <= cutoff, available, np.inf))
+
     # -- persistence -------------------------------------------------------------------------------
     def save(self, directory: Path) -> Path:
         """A folder: graph.npz (adjacency), nodes.parquet, snapshot.json, and for identifier graphs
@@ -828,7 +847,7 @@ def _group_columns(snapshot: GraphSnapshot, hop1: sp.csr_array, pos: np.ndarray,
         "component": np.concatenate([groups.labels[pos[pos >= 0]], groups.labels[hop1.indices]]),
     }).drop_duplicates()
     row, comp = pairs["row"].to_numpy(), pairs["component"].to_numpy()
-    clock = _ComponentClock(groups.labels, snapshot.created_at)
+    clock = snapshot.component_clock
     existing = clock.count(comp, t[row])
     older = clock.count(comp, t[row] - new_window)
     # the row's own account is a member of its own component: count it once, below, from its own record

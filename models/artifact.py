@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features import FeatureEncoder, FeatureSet, columns_from_frame, columns_from_records, feature_set_for
+from features.graph import GraphSnapshot, enrich_with_graph
 from features.schema import RawColumns, format_reason
 from models.calibration import PlattCalibration
 from models.tiers import TierThresholds
@@ -25,6 +26,7 @@ from models.tiers import TierThresholds
 FORMAT_VERSION = 1
 BOOSTER_FILE = "booster.txt"
 MANIFEST_FILE = "scorer.json"
+GRAPH_DIR = "graph"
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class ScorerArtifact:
     tiers: TierThresholds
     reason_texts: dict[str, str]
     metadata: dict[str, Any]
+    graph: GraphSnapshot | None = None
+    """The account link graph as of training (labels known by the cutoff): group and neighbour features are
+    computed from it at scoring time, the same way for training, evaluation, batch and serving."""
 
     @property
     def feature_set(self) -> FeatureSet:
@@ -76,8 +81,17 @@ class ScorerArtifact:
     def predict_proba(self, matrix: np.ndarray, num_threads: int = 0) -> np.ndarray:
         return self.calibration.transform(self.predict_margin(matrix, num_threads=num_threads))
 
+    def enrich(self, columns: RawColumns) -> RawColumns:
+        """Raw columns plus the link-graph columns (which callers cannot send: the service computes them)."""
+        if self.graph is None:
+            return columns
+        return {**columns, **enrich_with_graph(columns, self.graph)}
+
+    def model_matrix(self, columns: RawColumns) -> np.ndarray:
+        return self.encoder.transform(self.enrich(columns))
+
     def score_columns(self, columns: RawColumns, num_threads: int = 0) -> ScoreBatch:
-        matrix = self.encoder.transform(columns)
+        matrix = self.model_matrix(columns)
         probability = self.predict_proba(matrix, num_threads=num_threads)
         exposure = self.feature_set.exposure(columns)
         return ScoreBatch(
@@ -153,6 +167,8 @@ class ScorerArtifact:
             "metadata": self.metadata,
         }
         (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
+        if self.graph is not None:
+            self.graph.save(directory / GRAPH_DIR)
         return directory
 
     @classmethod
@@ -183,5 +199,6 @@ class ScorerArtifact:
             tiers=TierThresholds(**manifest["tiers"]),
             reason_texts=dict(manifest["reason_texts"]),
             metadata=dict(manifest["metadata"]),
+            graph=GraphSnapshot.load(directory / GRAPH_DIR).warm() if (directory / GRAPH_DIR).is_dir() else None,
         )
 

@@ -69,6 +69,6 @@ class FeatureSample:
         """Raw records (the data contract's columns): encoded and, with ``score``, scored by ``artifact``."""
         fs = artifact.feature_set
         columns = columns_from_frame(frame, fs)
-        matrix = artifact.encoder.transform(columns)
+        matrix = artifact.model_matrix(columns)
         times = pd.to_datetime(frame[fs.time_field], utc=True).dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
         return cls.from_matrix(matrix, artifact, scores=artifact.predict_proba(matrix) if score else None, times=times)

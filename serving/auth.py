@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from anyio import to_thread
+from pydantic import SecretStr
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -294,6 +295,14 @@ class AuthMiddleware:
         return Principal.from_key(info) if info is not None else None
 
 
+def pepper_of(settings: object) -> bytes | None:
+    """``TRIAGE_API_KEY_PEPPER`` as bytes (a ``SecretStr`` or str setting; absent until it is declared)."""
+    pepper = getattr(settings, "api_key_pepper", None)
+    if isinstance(pepper, SecretStr):
+        pepper = pepper.get_secret_value()
+    return pepper.encode() if isinstance(pepper, str) and pepper else None
+
+
 class TriageAuthMiddleware(AuthMiddleware):
     """``AuthMiddleware`` configured from ``TriageSettings`` (mode, store URL, pepper). Built by Starlette
     when the app starts in each worker, so nothing is read or connected at import time."""
@@ -304,12 +313,11 @@ class TriageAuthMiddleware(AuthMiddleware):
         from triage.settings import TriageSettings
 
         settings = TriageSettings()
-        # `auth` and `api_key_pepper` are read defensively until they are declared on TriageSettings
+        # `auth` is read defensively until it is declared on TriageSettings
         mode: AuthMode = getattr(settings, "auth", "api_keys")
-        pepper: str | None = getattr(settings, "api_key_pepper", None)
         store = None
         if mode == "api_keys":
-            store = ApiKeyStore(make_engine(settings.database_url), pepper=pepper.encode() if pepper else None)
+            store = ApiKeyStore(make_engine(settings.database_url), pepper=pepper_of(settings))
         super().__init__(app, store=store, mode=mode)
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from features import ACCOUNT_FEATURE_SET, LISTING_FEATURE_SET, FeatureSet, FieldKind, RawField
+from features.account import ACCOUNT_GRAPH_CONFIG
 
 MAX_RECORDS_PER_REQUEST = 1000
 """Most records one scoring request may carry; send larger sets in several requests."""
@@ -49,8 +50,9 @@ def _field_type(raw: RawField) -> Any:
     return (annotated | None, None)
 
 
-def record_model(feature_set: FeatureSet, name: str) -> type[BaseModel]:
-    fields = {raw.name: _field_type(raw) for raw in feature_set.inputs}
+def record_model(feature_set: FeatureSet, name: str, computed: frozenset[str] = frozenset()) -> type[BaseModel]:
+    """`computed` fields are filled by the service (e.g. link-graph signals) and not accepted from callers."""
+    fields = {raw.name: _field_type(raw) for raw in feature_set.inputs if raw.name not in computed}
     return create_model(
         name,
         __config__=ConfigDict(extra="forbid", str_strip_whitespace=False),
@@ -64,7 +66,8 @@ if TYPE_CHECKING:  # generated classes are opaque to type checkers; they are pyd
     AccountRecord = BaseModel
 else:
     ListingRecord = record_model(LISTING_FEATURE_SET, "ListingRecord")
-    AccountRecord = record_model(ACCOUNT_FEATURE_SET, "AccountRecord")
+    AccountRecord = record_model(ACCOUNT_FEATURE_SET, "AccountRecord",
+                                 computed=frozenset(ACCOUNT_GRAPH_CONFIG.output_names()))
 
 
 class ReasonsMode(StrEnum):

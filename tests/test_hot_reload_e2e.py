@@ -19,7 +19,7 @@ from features import LISTING_FEATURE_SET
 from models.registry import CHALLENGER, CHAMPION, set_alias
 from serving.client import records_for_api
 from stores.engine import make_engine
-from stores.records import TimeWindow
+from stores.records import EntityType, TimeWindow
 from stores.scoring_log import ScoringLogReader
 from tests.conftest import RunningServer, TrainedStore, small_train_config, start_bento_server, stop_server
 from training.config import LightGBMConfig
@@ -125,7 +125,7 @@ def test_admin_reload_and_shadow_challenger(reload_setup: ReloadSetup) -> None:
     window = TimeWindow(started - timedelta(seconds=1), datetime.now(UTC) + timedelta(minutes=5))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        shadow = reader.scores_in_window(window, entity_type="listing", served=False)
+        shadow = reader.scores_in_window(window, entity_type=EntityType.LISTING, served=False)
         if len(shadow) >= len(reload_setup.records):
             break
         time.sleep(0.2)

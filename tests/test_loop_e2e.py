@@ -72,7 +72,9 @@ def loop_store(
 def test_score_decide_retrain_promote_and_serve(loop_store: LoopStore, trained_store: TrainedStore) -> None:
     settings = loop_store.settings
     env = {"TRIAGE_HOME": str(settings.home), "TRIAGE_MLFLOW_TRACKING_URI": settings.tracking_uri,
-           "TRIAGE_RELOAD_POLL_SECONDS": "0.5"} | ({"TRIAGE_STORE_URL": settings.store_url} if settings.store_url else {})
+           "TRIAGE_RELOAD_POLL_SECONDS": "0.5"}
+    if settings.store_url:
+        env["TRIAGE_STORE_URL"] = settings.store_url
     server = start_bento_server(env, settings.home / "serve.log")
     try:
         data = load_entities(trained_store.dataset, "listing")
@@ -117,8 +119,8 @@ def test_score_decide_retrain_promote_and_serve(loop_store: LoopStore, trained_s
         switch = traffic.versions.index(new_version)
         assert set(traffic.versions[:switch]) == {loop_store.weak_version}
         assert set(traffic.versions[switch:]) == {new_version}
-        client = MlflowClient(settings.tracking_uri)
-        assert alias_version(client, settings.listing_model_name, CHAMPION) == new_version
+        registry = MlflowClient(settings.tracking_uri)
+        assert alias_version(registry, settings.listing_model_name, CHAMPION) == new_version
         timeline = alias_history(settings, settings.listing_model_name, CHAMPION)
         assert timeline.champion_at(datetime.now(UTC)) == new_version
     finally:

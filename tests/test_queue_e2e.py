@@ -14,7 +14,7 @@ import pytest
 from features import ACCOUNT_FEATURE_SET, LISTING_FEATURE_SET
 from serving.client import ScoringClient, records_for_api
 from stores.engine import make_engine
-from stores.records import TimeWindow
+from stores.records import EntityType, TimeWindow
 from stores.scoring_log import ScoringLogReader
 from tests.conftest import RunningServer, TrainedStore
 from training.datasets import load_entities
@@ -133,7 +133,7 @@ def test_every_score_is_logged_with_its_feature_vector(
     deadline = time.monotonic() + 20
     wanted = {r["entity_id"] for r in seeded["listing"]}
     while time.monotonic() < deadline:
-        logged = {r.entity_id: r for r in reader.scores_in_window(window, entity_type="listing", served=True)}
+        logged = {r.entity_id: r for r in reader.scores_in_window(window, entity_type=EntityType.LISTING, served=True)}
         if wanted <= set(logged):
             break
         time.sleep(0.3)

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features import Entity, FeatureSet, feature_set_for
+from features import Entity, FeatureSet, columns_from_frame, feature_set_for
+from features.account import ACCOUNT_GRAPH_CONFIG
+from features.graph import GraphSnapshot, LinkGraph, enrich_with_graph, snapshot_from_entities
 
 TRUTH_COLUMNS = ("true_prob", "is_violation", "risk_type", "loss_if_missed", "exposure_if_violation")
 
@@ -23,6 +25,9 @@ class LabelledEntities:
     label: np.ndarray
     label_available_at: pd.Series
     truth: pd.DataFrame | None
+    graph: GraphSnapshot | None = None
+    """Accounts: the link graph over all accounts of the data set, with every label and when it became
+    known; enrichment only ever uses what was known at each row's time."""
 
     @property
     def times(self) -> pd.Series:
@@ -35,7 +40,15 @@ class LabelledEntities:
             label=self.label[mask],
             label_available_at=self.label_available_at.loc[mask].reset_index(drop=True),
             truth=None if self.truth is None else self.truth.loc[mask].reset_index(drop=True),
+            graph=self.graph,
         )
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Raw columns, with the link-graph columns when the entity has a graph (point in time per row)."""
+        columns = columns_from_frame(self.frame, self.feature_set)
+        if self.graph is not None:
+            columns.update(enrich_with_graph(columns, self.graph))
+        return columns
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -80,10 +93,19 @@ def load_entities(dataset_dir: Path, entity: str | Entity) -> LabelledEntities:
     frame = frame.iloc[order].reset_index(drop=True)
     truth = truth.iloc[order].reset_index(drop=True)
     known_truth = [c for c in TRUTH_COLUMNS if c in truth.columns]
+    label = truth["label"].to_numpy(dtype=np.int8)
+    label_available_at = pd.to_datetime(truth["label_available_at"], utc=True)
+    graph = None
+    identifiers_path = dataset_dir / "account_identifiers.parquet"
+    if feature_set.entity is Entity.ACCOUNT and identifiers_path.is_file():
+        links = LinkGraph.from_identifiers(pd.read_parquet(identifiers_path), frame["account_id"].astype(str))
+        graph = snapshot_from_entities(links, columns_from_frame(frame, feature_set), feature_set, label,
+                                       label_available_at, config=ACCOUNT_GRAPH_CONFIG)
     return LabelledEntities(
         feature_set=feature_set,
         frame=frame,
-        label=truth["label"].to_numpy(dtype=np.int8),
-        label_available_at=pd.to_datetime(truth["label_available_at"], utc=True),
+        label=label,
+        label_available_at=label_available_at,
         truth=truth[known_truth] if known_truth else None,
+        graph=graph,
     )

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from features import FeatureEncoder, FeatureKind, FeatureSet, columns_from_frame, feature_set_for
+from features import FeatureEncoder, FeatureKind, FeatureSet, feature_set_for
 from models.registry import CHALLENGER, CHAMPION
 from stores.alias_history import AliasChange
 from stores.records import TimeWindow, require_aware_utc, utc_now
@@ -197,7 +197,7 @@ def _check_schema(encoder: FeatureEncoder, feature_set: FeatureSet, scores: Sequ
 def base_cases(data: LabelledEntities, split: TimeSplit) -> CaseRows:
     """The base data set as cases, with its time split as roles (`train`/`valid`/`test`, the rest `gap`)."""
     fs = data.feature_set
-    columns = columns_from_frame(data.frame, fs)
+    columns = data.columns()
     exposure = fs.exposure(columns)
     label = data.label.astype(np.int8)
     if data.truth is not None and "loss_if_missed" in data.truth:

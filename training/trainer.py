@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from features import FeatureEncoder, FeatureSet, columns_from_frame
+from features import FeatureEncoder, FeatureSet
 from models.artifact import ScorerArtifact
 from models.calibration import PlattCalibration
 from models.tiers import TierThresholds
@@ -76,10 +76,10 @@ def fit_scorer(
 ) -> tuple[ScorerArtifact, dict[str, float]]:
     fs = data.feature_set
     train, valid = data.subset(split.train), data.subset(split.valid)
-    train_cols = columns_from_frame(train.frame, fs)
+    train_cols = train.columns()
     encoder = FeatureEncoder(fs).fit(train_cols)
     x_train = encoder.transform(train_cols)
-    x_valid = encoder.transform_frame(valid.frame)
+    x_valid = encoder.transform(valid.columns())
     booster, margin_valid = fit_booster(x_train, train.label, x_valid, valid.label, fs, config.lightgbm,
                                         desc=f"train {fs.entity}", progress=progress)
     lgbm = config.lightgbm
@@ -94,6 +94,7 @@ def fit_scorer(
         calibration=calibration,
         tiers=tiers,
         reason_texts={spec.name: spec.reason for spec in fs.features},
+        graph=None if data.graph is None else data.graph.known_by(split.cutoff.timestamp()),
         metadata={
             "entity": str(fs.entity),
             "split": split.describe(),
