@@ -17,7 +17,7 @@ import pandas as pd
 from models.artifact import ScorerArtifact
 from models.registry import LoadedScorer
 from policy import ExpectedLossPolicy, RankedQueue
-from serving.schemas import Case, CaseDetail, FeatureValue, Reason
+from serving.schemas import Case, CaseDetail, FeatureValue, Member, Reason
 from serving.scorers import ScorerSet
 from serving.scoring import QUEUED_TIERS
 from stores.decisions import DecisionStore
@@ -65,16 +65,60 @@ def open_case_frame(
     decided = {
         (str(d.entity_type), d.entity_id): d.decided_at for d in decisions.decisions_in_window(window)
     }
-    keep = [decided.get((t, i)) is None or decided[(t, i)] < e
-            for t, i, e in zip(cases["entity_type"], cases["entity_id"], cases["enqueued_at"], strict=True)]
-    cases = cases.loc[keep].reset_index(drop=True)
+    cases = _undecided(cases, decided)
     parts = []
     for entity, rows in cases.groupby("entity_type", sort=False):
         champion = scorers.champions.get(str(entity))
         if champion is None:
             continue
         parts.append(_rescore(rows.reset_index(drop=True), champion))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if not parts:
+        return pd.DataFrame()
+    return _undecided(bundle_groups(pd.concat(parts, ignore_index=True), scorers), decided)
+
+
+def _undecided(cases: pd.DataFrame, decided: dict[tuple[str, str], datetime]) -> pd.DataFrame:
+    """Drop cases with a decision taken after they were enqueued (a later score reopens a case)."""
+    keep = [decided.get((t, i)) is None or decided[(t, i)] < e
+            for t, i, e in zip(cases["entity_type"], cases["entity_id"], cases["enqueued_at"], strict=True)]
+    return cases.loc[keep].reset_index(drop=True)
+
+
+def bundle_groups(cases: pd.DataFrame, scorers: ScorerSet) -> pd.DataFrame:
+    """Open account cases linked in one group of the champion's link graph become one group case: its members,
+    the group's expected loss (the sum), and the strongest member's reasons; a ring is one ticket."""
+    champion = scorers.champions.get("account")
+    accounts = cases[cases["entity_type"] == "account"]
+    if champion is None or champion.artifact.graph is None or accounts.empty:
+        return cases.assign(members=None)
+    graph = champion.artifact.graph.graph
+    pos = graph.positions(accounts["entity_id"].to_numpy(dtype=object))
+    groups = graph.groups
+    group_id = pd.Series(
+        np.where(pos >= 0, groups.group_ids[groups.labels[np.maximum(pos, 0)]], None), index=accounts.index
+    )
+    counts = group_id.value_counts()
+    linked = group_id[group_id.isin(counts[counts >= 2].index)]
+    bundled = []
+    for gid, member_index in linked.groupby(linked).groups.items():
+        members = cases.loc[member_index]
+        expected = members["probability"] * members["exposure"]
+        top = members.iloc[int(np.argmax(expected.to_numpy()))].copy()
+        exposure = float(members["exposure"].sum())
+        top["case_id"], top["entity_type"], top["entity_id"] = f"group:{gid}", "group", str(gid)
+        top["exposure"] = exposure
+        top["probability"] = float(expected.sum() / exposure) if exposure > 0 else float(members["probability"].max())
+        top["enqueued_at"] = members["enqueued_at"].min()
+        top["members"] = [
+            {"entity_id": str(m["entity_id"]), "probability": float(m["probability"]),
+             "score": round(float(m["probability"]) * 100, 1), "tier": str(m["tier"])}
+            for _, m in members.sort_values("probability", ascending=False).iterrows()
+        ]
+        bundled.append(top)
+    rest = cases.drop(index=linked.index).assign(members=None)
+    if not bundled:
+        return rest.reset_index(drop=True)
+    return pd.concat([rest, pd.DataFrame(bundled)], ignore_index=True)
 
 
 def _rescore(rows: pd.DataFrame, champion: LoadedScorer) -> pd.DataFrame:
@@ -91,6 +135,7 @@ def _rescore(rows: pd.DataFrame, champion: LoadedScorer) -> pd.DataFrame:
     rows = rows.assign(
         case_id=rows["entity_type"] + ":" + rows["entity_id"],
         probability=probability,
+        tier=artifact.tiers.assign(probability),
         exposure=exposure,
         model_name=champion.name,
         model_version=np.where(same_schema, champion.version, [r.model_version for r in rows["record"]]),
@@ -114,7 +159,8 @@ def build_cases(
         if selection.tier is not None and row["tier"] != selection.tier:
             continue
         source = cases.iloc[int(row["row"])]
-        champion = scorers.champions[str(source["entity_type"])]
+        # a group case is explained by its strongest member account
+        champion = scorers.champions["account" if source["entity_type"] == "group" else str(source["entity_type"])]
         matrix = np.asarray(source["matrix_row"], dtype=np.float64).reshape(1, -1)
         all_reasons = to_reasons(champion.artifact, matrix, top_k=None)[0] if source["same_schema"] else []
         positive = sorted((r for r in all_reasons if r.contribution > 0), key=lambda r: -r.contribution)
@@ -128,6 +174,7 @@ def build_cases(
             expected_loss=float(row["expected_loss"]), enqueued_at=source["enqueued_at"],
             sla_due_at=pd.Timestamp(row["sla_due_at"]).to_pydatetime(), hours_to_due=float(row["hours_to_due"]),
             risk_type=risk_type, position_reason=str(row["reason"]), top_reasons=positive[:3],
+            members=[Member(**m) for m in source["members"]] if isinstance(source.get("members"), list) else None,
             model_name=str(source["model_name"]), model_version=str(source["model_version"]),
         )
         if detail:

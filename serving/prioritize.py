@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from policy import ExpectedLossPolicy
-from serving.cases import QueueFilter, build_cases, rank_cases
+from serving.cases import QueueFilter, build_cases, bundle_groups, rank_cases
 from serving.schemas import PrioritizeResponse, QueuedAccount, QueuedListing
 from serving.scorers import ScorerSet
 from serving.scoring import log_entries, score_batch
@@ -36,6 +36,7 @@ def prioritize_cases(
             "enqueued_at": [q.enqueued_at or now for q in queued],
             "probability": batch.probability,
             "exposure": batch.exposure,
+            "tier": batch.tier,
             "model_name": champion.name,
             "model_version": champion.version,
             "same_schema": True,
@@ -48,6 +49,7 @@ def prioritize_cases(
         first_enqueued = cases.groupby("case_id")["enqueued_at"].transform("min")
         cases = cases.assign(enqueued_at=first_enqueued).loc[~duplicated].reset_index(drop=True)
     cases["enqueued_at"] = pd.to_datetime(cases["enqueued_at"], utc=True)
+    cases = bundle_groups(cases, scorers)
     ranked = rank_cases(cases, policy, now)
     versions = {e: s.version for e, s in scorers.champions.items()}
     return PrioritizeResponse(

@@ -57,8 +57,11 @@ def _queue(server: RunningServer, **body: object) -> list[dict]:  # type: ignore
 def test_scored_cases_enter_the_queue_in_priority_order(bento_server: RunningServer, seeded: dict) -> None:  # type: ignore[type-arg]
     cases = _queue(bento_server, limit=1000)
     queued_ids = {f"{e}:{r['entity_id']}" for e, rs in seeded.items() for r in rs if r["tier"] != "P3"}
-    assert {c["case_id"] for c in cases} <= queued_ids
-    assert len(cases) == min(1000, len(queued_ids))
+    # every queue-worthy entity is in the queue once: on its own, or as a member of its group's case
+    in_cases = [c["case_id"] for c in cases if c["entity_type"] != "group"]
+    in_cases += [f"account:{m['entity_id']}" for c in cases if c["entity_type"] == "group" for m in c["members"]]
+    assert len(in_cases) == len(set(in_cases))
+    assert set(in_cases) == queued_ids
     assert [c["position"] for c in cases] == list(range(1, len(cases) + 1))
     priorities = [c["priority"] for c in cases]
     assert priorities == sorted(priorities, reverse=True)
@@ -219,3 +222,27 @@ def test_drift_figures_from_triage_monitor_become_gauges(
         time.sleep(0.5)
     assert _gauge(text, "triage_feature_psi", entity="listing", feature="price_to_reference") == 0.42
     assert _gauge(text, "triage_score_psi", entity="listing") == 0.07
+
+
+def test_linked_accounts_become_one_group_case(bento_server: RunningServer, trained_store: TrainedStore) -> None:
+    import pandas as pd
+
+    data = load_entities(trained_store.dataset, "account")
+    truth = pd.read_parquet(trained_store.dataset / "account_truth.parquet")
+    rings = truth[truth["ring_id"] != ""].groupby("ring_id")["account_id"].apply(list)
+    ring = next(ids for ids in rings if len(ids) >= 3)
+    loners = truth.loc[truth["ring_id"] == "", "account_id"].head(5).tolist()
+    frame = data.frame[data.frame["account_id"].isin(ring + loners)]
+    body = {"accounts": [{"record": r} for r in records_for_api(frame, ACCOUNT_FEATURE_SET)], "limit": 100}
+    response = httpx.post(f"{bento_server.url}/prioritize", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    cases = response.json()["cases"]
+    groups = [c for c in cases if c["entity_type"] == "group"]
+    in_groups = {m["entity_id"] for g in groups for m in g["members"]}
+    assert set(ring) <= in_groups  # the ring is bundled, not split into tickets
+    ring_case = next(g for g in groups if set(ring) & {m["entity_id"] for m in g["members"]})
+    assert set(ring) <= {m["entity_id"] for m in ring_case["members"]}
+    assert ring_case["case_id"] == f"group:{ring_case['entity_id']}" and ring_case["top_reasons"]
+    singles = {c["entity_id"] for c in cases if c["entity_type"] == "account"}
+    assert not singles & in_groups  # a member never appears as a ticket of its own as well
+    assert len(cases) == len(singles) + len(groups)
