@@ -32,10 +32,10 @@ def _engine(settings: TriageSettings) -> Iterator[Engine]:
 
 
 def _with_store(settings: TriageSettings, action: Callable[[ApiKeyStore], T]) -> T:
-    # `api_key_pepper` is read defensively until it is declared on TriageSettings (see docs/security.md)
-    pepper: str | None = getattr(settings, "api_key_pepper", None)
+    from serving.auth import pepper_of
+
     with _engine(settings) as engine:
-        return action(ApiKeyStore(engine, pepper=pepper.encode() if pepper else None))
+        return action(ApiKeyStore(engine, pepper=pepper_of(settings)))
 
 
 def create_key(settings: TriageSettings, role: str, name: str) -> tuple[str, str]:
