@@ -20,6 +20,13 @@ step "train, evaluate and register the listing scorer"
 step "train, evaluate and register the account scorer"
 "$bin/triage" train --entity account --data "$data"
 
+step "create an API key for the demo (keys are stored hashed; the secret is shown once)"
+key_line=$("$bin/triage" keys create --role admin --name "demo $(date -u +%Y-%m-%dT%H:%M:%SZ)")
+echo "$key_line" | sed -E 's/(tk_[0-9a-f]+_)[A-Za-z0-9_-]+/\1…/'
+export TRIAGE_API_KEY="${key_line##*: }"
+echo "$TRIAGE_API_KEY" > "$home/demo-api-key"
+chmod 600 "$home/demo-api-key"
+
 step "start the BentoML service on 127.0.0.1:$port"
 bash scripts/stop-server.sh
 setsid "$bin/bentoml" serve serving.service:TriageService --host 127.0.0.1 --port "$port" \
@@ -41,7 +48,8 @@ step "score a fresh batch through the HTTP API"
 step "done"
 cat <<MSG
 The service is running at http://127.0.0.1:$port (OpenAPI docs at /docs, metrics at /metrics).
-Reviewer queue page: http://127.0.0.1:$port/ui/
+Reviewer queue page: http://127.0.0.1:$port/ui/ (sign in with any user name and the API key in $home/demo-api-key)
+API calls need the key too: curl -H "Authorization: Bearer \$(cat $home/demo-api-key)" ...
 MLflow runs and the registry: $bin/mlflow ui --backend-store-uri sqlite:///$(realpath "$home")/mlflow.db
 Stop the service with: make stop
 MSG

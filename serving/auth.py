@@ -297,7 +297,7 @@ class AuthMiddleware:
 
 def pepper_of(settings: object) -> bytes | None:
     """``TRIAGE_API_KEY_PEPPER`` as bytes (a ``SecretStr`` or str setting; absent until it is declared)."""
-    pepper = getattr(settings, "api_key_pepper", None)
+    pepper = getattr(settings, "api_key_pepper", None)  # any settings-like object (tests pass plain ones)
     if isinstance(pepper, SecretStr):
         pepper = pepper.get_secret_value()
     return pepper.encode() if isinstance(pepper, str) and pepper else None
@@ -313,8 +313,7 @@ class TriageAuthMiddleware(AuthMiddleware):
         from triage.settings import TriageSettings
 
         settings = TriageSettings()
-        # `auth` is read defensively until it is declared on TriageSettings
-        mode: AuthMode = getattr(settings, "auth", "api_keys")
+        mode: AuthMode = settings.auth
         store = None
         if mode == "api_keys":
             store = ApiKeyStore(make_engine(settings.database_url), pepper=pepper_of(settings))

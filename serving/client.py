@@ -42,8 +42,11 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 class ScoringClient:
-    def __init__(self, base_url: str, timeout: float = 30.0, client: httpx.Client | None = None):
-        self._client = client or httpx.Client(base_url=base_url, timeout=timeout)
+    def __init__(
+        self, base_url: str, timeout: float = 30.0, client: httpx.Client | None = None, api_key: str | None = None
+    ):
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = client or httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
 
     def __enter__(self) -> ScoringClient:
         return self

@@ -24,6 +24,24 @@ def _finite(value: float | None) -> float | None:
     return value
 
 
+def _clean_text(value: str | None) -> str | None:
+    # NUL cannot be stored in PostgreSQL text; an id of only spaces or control characters identifies nothing
+    if value is None:
+        return value
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _clean_id(value: str | None) -> str | None:
+    value = _clean_text(value)
+    if value is not None and not value.strip(" \t\r\n\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0"):
+        raise ValueError("must contain visible characters")
+    if value is not None and any(ord(ch) < 32 for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValueError("must include a time zone, e.g. 2026-04-20T10:15:00Z")
@@ -36,7 +54,8 @@ def _field_type(raw: RawField) -> Any:
         constraints["examples"] = [raw.example]
     if raw.kind in (FieldKind.NUMBER, FieldKind.INTEGER):
         base: Any = float if raw.kind is FieldKind.NUMBER else int
-        constraints.update({k: v for k, v in (("ge", raw.ge), ("le", raw.le)) if v is not None})
+        # strict: `true` is not the number 1, and "12" is not a number either
+        constraints.update({k: v for k, v in (("ge", raw.ge), ("le", raw.le)) if v is not None}, strict=True)
         annotated: Any = Annotated[base, Field(**constraints), AfterValidator(_finite)] if base is float else (
             Annotated[base, Field(**constraints)]
         )
@@ -44,7 +63,9 @@ def _field_type(raw: RawField) -> Any:
         annotated = Annotated[datetime, Field(**constraints), AfterValidator(_aware)]
     else:
         min_length = 1 if raw.required else 0
-        annotated = Annotated[str, Field(min_length=min_length, max_length=raw.max_length, **constraints)]
+        check = _clean_id if raw.kind is FieldKind.ID else _clean_text
+        annotated = Annotated[str, Field(min_length=min_length, max_length=raw.max_length, **constraints),
+                              AfterValidator(check)]
     if raw.required:
         return (annotated, ...)
     return (annotated | None, None)

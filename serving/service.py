@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -18,6 +19,13 @@ import bentoml
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
+from serving.auth import (
+    DEFAULT_MAX_BODY_BYTES,
+    BodyLimitMiddleware,
+    Principal,
+    TriageAuthMiddleware,
+    principal_of,
+)
 from serving.schemas import (
     MAX_RECORDS_PER_REQUEST,
     MAX_TOP_REASONS,
@@ -32,6 +40,7 @@ from serving.schemas import (
     ScoreResponse,
 )
 from serving.web import ui_app
+from stores.api_keys import Role
 from stores.decisions import Decision, DecisionConflict, StoredDecision
 
 Listings = Annotated[
@@ -45,6 +54,7 @@ Accounts = Annotated[
 TopReasons = Annotated[int, Field(ge=1, le=MAX_TOP_REASONS, description="Reasons per result")]
 Tier = Annotated[str | None, Field(pattern="^P[0-3]$", description="Only this queue tier")]
 log = logging.getLogger("triage.service")
+REGISTRY_POLL = Principal("registry-poll", "reload poll", Role.ADMIN)
 
 
 class FeedbackResponse(BaseModel):
@@ -68,6 +78,7 @@ class TriageService:
         from policy import ExpectedLossPolicy, QueuePolicyConfig
         from serving.metrics import ServiceGauges
         from serving.scorers import ENTITIES, PollingReloader, RegistryWatcher
+        from stores.audit_log import AuditLog
         from stores.decisions import DecisionStore
         from stores.engine import make_engine
         from stores.schema import create_all
@@ -94,18 +105,37 @@ class TriageService:
             self.reloader.start()
         self.gauges = ServiceGauges(settings.home / "monitor", self.score_log.metrics)
         self.gauges.start()
+        self.audit = AuditLog(engine)
+        # audit writes never wait on the request path; one thread keeps them in order
+        self._audit_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
 
     def _on_reload(self, before: Any, after: Any) -> None:
         log.info("serving %s (was %s)", after.versions(), before.versions())
+        self._audit_later(REGISTRY_POLL, "reloaded", "registry", None,
+                          {"before": before.versions(), "after": after.versions()})
+
+    def _audit_later(self, who: Principal, action: str, target: str, version: str | None,
+                     detail: dict[str, Any]) -> None:
+        self._audit_pool.submit(self._audit, who, action, target, version, detail)
+
+    def _audit(self, who: Principal, action: str, target: str, version: str | None, detail: dict[str, Any]) -> None:
+        try:
+            self.audit.record(who.key_id, action, target, model_version=version,
+                              detail={"key_name": who.name, "role": who.role.value, **detail})
+        except Exception as exc:  # the audit must never fail a request; the miss is logged and counted
+            log.warning("audit %s %s not recorded: %s", action, target, type(exc).__name__)
 
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
         self.reloader.stop()
         self.gauges.stop()
         self.score_log.close(timeout=10.0)
+        self._audit_pool.shutdown(wait=True, cancel_futures=False)
 
     # -- scoring ------------------------------------------------------------------------------------
-    def _score(self, entity: str, records: list[Any], reasons: ReasonsMode, top_reasons: int) -> ScoreResponse:
+    def _score(
+        self, entity: str, records: list[Any], reasons: ReasonsMode, top_reasons: int, who: Principal
+    ) -> ScoreResponse:
         from serving.scoring import log_entries, score_batch, score_response
 
         scorers = self.watcher.current  # one reference for the whole request: no mixed versions
@@ -119,22 +149,26 @@ class TriageService:
         if challenger is not None:
             entries += log_entries(challenger, score_batch(challenger, rows), "challenger", False, request_id, now)
         self.score_log.submit(entries)
+        if self.score_log.metrics().store_up:  # when the store is down, scoring goes on unaudited, not stalled
+            self._audit_later(who, "scored", entity, champion.version, {"records": len(rows), "request_id": request_id})
         return score_response(champion, batch, reasons, top_reasons)
 
     @bentoml.api
     async def score_listings(
-        self, listings: Listings, reasons: ReasonsMode = ReasonsMode.QUEUED, top_reasons: TopReasons = 3
+        self, listings: Listings, ctx: bentoml.Context, reasons: ReasonsMode = ReasonsMode.QUEUED,
+        top_reasons: TopReasons = 3,
     ) -> ScoreResponse:
         """Score 1–1,000 listings. Each result: calibrated probability, score 0–100, tier, exposure, expected
         loss and, for the cases that enter the queue (or as `reasons` asks), the top reasons."""
-        return self._score("listing", listings, reasons, top_reasons)
+        return self._score("listing", listings, reasons, top_reasons, principal_of(ctx.request))
 
     @bentoml.api
     async def score_accounts(
-        self, accounts: Accounts, reasons: ReasonsMode = ReasonsMode.QUEUED, top_reasons: TopReasons = 3
+        self, accounts: Accounts, ctx: bentoml.Context, reasons: ReasonsMode = ReasonsMode.QUEUED,
+        top_reasons: TopReasons = 3,
     ) -> ScoreResponse:
         """Score 1–1,000 seller or creator accounts (same result contract as `score_listings`)."""
-        return self._score("account", accounts, reasons, top_reasons)
+        return self._score("account", accounts, reasons, top_reasons, principal_of(ctx.request))
 
     # -- the queue ----------------------------------------------------------------------------------
     @bentoml.api
@@ -176,7 +210,8 @@ class TriageService:
 
     @bentoml.api
     async def prioritize(
-        self, listings: list[QueuedListing] = [], accounts: list[QueuedAccount] = [],  # noqa: B006
+        self, ctx: bentoml.Context, listings: list[QueuedListing] = [],  # noqa: B006
+        accounts: list[QueuedAccount] = [],  # noqa: B006
         limit: Annotated[int, Field(ge=1, le=2 * MAX_RECORDS_PER_REQUEST)] = 100,
     ) -> PrioritizeResponse:
         """Rank a set of open cases (new and already queued): each is re-scored with the current champion and
@@ -185,14 +220,20 @@ class TriageService:
         from serving.prioritize import prioritize_cases
 
         if not listings and not accounts:
+            ctx.response.status_code = 400
             return JSONResponse(  # type: ignore[return-value]
                 {"error": "send at least one case in `listings` or `accounts`",
                  "detail": [{"loc": ["listings"], "msg": "no cases to prioritise"}]}, status_code=400)
         if len(listings) + len(accounts) > 2 * MAX_RECORDS_PER_REQUEST:
+            ctx.response.status_code = 400
             return JSONResponse(  # type: ignore[return-value]
                 {"error": f"at most {2 * MAX_RECORDS_PER_REQUEST} cases per request",
                  "detail": [{"loc": ["listings"], "msg": "too many cases"}]}, status_code=400)
-        return prioritize_cases(self.watcher.current, self.policy, listings, accounts, limit, self.score_log)
+        scorers = self.watcher.current
+        response = prioritize_cases(scorers, self.policy, listings, accounts, limit, self.score_log)
+        self._audit_later(principal_of(ctx.request), "prioritized", "queue", None,
+                          {"listings": len(listings), "accounts": len(accounts), "models": scorers.versions()})
+        return response
 
     # -- decisions ----------------------------------------------------------------------------------
     @bentoml.api
@@ -208,6 +249,10 @@ class TriageService:
                 {"error": str(exc), "fields": list(exc.fields)}, status_code=409
             )
         ctx.response.status_code = 201 if created else 200
+        if created:
+            self._audit_later(principal_of(ctx.request), "decided", decision.case_id, decision.model_version,
+                              {"decision_id": decision.decision_id, "outcome": str(decision.outcome),
+                               "reviewer_id": decision.reviewer_id})
         return FeedbackResponse(decision=stored, created=created)
 
     # -- operations ---------------------------------------------------------------------------------
@@ -224,10 +269,19 @@ class TriageService:
         )
 
     @bentoml.api
-    async def reload(self) -> ServiceStatus:
+    async def reload(self, ctx: bentoml.Context) -> ServiceStatus:
         """Check the registry now and swap to any moved alias (atomically; requests in flight finish on the
         models they started with)."""
         from anyio import to_thread
 
-        await to_thread.run_sync(self.watcher.refresh, self._on_reload)
+        before = self.watcher.current.versions()
+        changed = await to_thread.run_sync(self.watcher.refresh)
+        self._audit_later(principal_of(ctx.request), "reloaded", "registry", None,
+                          {"before": before, "after": self.watcher.current.versions(), "changed": changed})
         return await self.status()
+
+
+# The first middleware added is the outermost: authenticate before reading any body.
+# (the decorator turned the class into a bentoml Service, which type checkers do not see)
+TriageService.add_asgi_middleware(TriageAuthMiddleware)  # type: ignore[attr-defined]
+TriageService.add_asgi_middleware(BodyLimitMiddleware, max_bytes=DEFAULT_MAX_BODY_BYTES)  # type: ignore[attr-defined]

@@ -68,6 +68,14 @@ class Decision(BaseModel):
     model_version: VersionText | None = None
     note: NoteText | None = None
 
+    @field_validator("decision_id", "case_id", "entity_id", "reviewer_id", "model_name", "model_version", "note")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        # PostgreSQL text cannot hold NUL; refuse it here, naming the field, rather than fail in the store
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
     @field_validator("decided_at")
     @classmethod
     def _not_in_the_future(cls, value: datetime) -> datetime:

@@ -73,7 +73,8 @@ class RunningServer:
 
 def start_bento_server(env_extra: dict[str, str], log: Path, timeout: float = 120.0) -> RunningServer:
     port = free_port()
-    env = os.environ | env_extra
+    # the tests of other features run without keys; tests/test_auth*.py switch auth on
+    env = os.environ | {"TRIAGE_AUTH": "off"} | env_extra
     bentoml = Path(sys.executable).parent / "bentoml"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -96,13 +97,24 @@ def start_bento_server(env_extra: dict[str, str], log: Path, timeout: float = 12
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait(timeout=10)
+    import psutil
+
+    if process.poll() is not None:
+        return
+    # BentoML starts each worker in a session of its own: the process group does not reach them
+    try:
+        children = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    os.killpg(process.pid, 15)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        process.wait(timeout=10)
+    _, alive = psutil.wait_procs(children, timeout=10)
+    for child in alive:
+        child.kill()
 
 
 @pytest.fixture(scope="session")

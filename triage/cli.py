@@ -48,7 +48,7 @@ def _one_line_errors(func: F) -> F:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             typer.echo(f"error: {where}: {first['msg']}", err=True)
-        except (UserError, FileNotFoundError, ValueError, KeyError, ModelNotFoundError) as exc:
+        except (UserError, FileNotFoundError, ValueError, LookupError, ModelNotFoundError) as exc:
             typer.echo(f"error: {exc}", err=True)
         except MlflowException as exc:
             typer.echo(f"error: MLflow: {exc.message}", err=True)
@@ -166,11 +166,12 @@ def score_demo(
     listings: Annotated[int, typer.Option(help="Fresh listings to score")] = 500,
     accounts: Annotated[int, typer.Option(help="Fresh accounts to score")] = 100,
     top: Annotated[int, typer.Option(help="Queue rows to print")] = 15,
+    api_key: Annotated[str | None, typer.Option(envvar="TRIAGE_API_KEY", help="API key (role scorer or admin)")] = None,
 ) -> None:
     """Score a fresh batch from the latest days through the HTTP API and print the top of the queue."""
     from triage.demo import print_queue, score_fresh_batch
 
-    queue = score_fresh_batch(data, url, n_listings=listings, n_accounts=accounts)
+    queue = score_fresh_batch(data, url, n_listings=listings, n_accounts=accounts, api_key=api_key)
     print_queue(queue, top)
 
 
@@ -322,6 +323,74 @@ def score_batch(
     result = score_parquet(scorer.artifact, input, output, client=dask, blocksize=blocksize, accounts_path=accounts,
                            progress=sys.stderr.isatty(), min_partitions=partitions)
     typer.echo(f"scored {result.rows:,} rows into {output} ({result.partitions} partitions) with {scorer.uri}")
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke, rotate (stored hashed).")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+@_one_line_errors
+def keys_create(
+    role: Annotated[str, typer.Option(help="scorer, reviewer or admin")],
+    name: Annotated[str, typer.Option(help="Who or what holds the key")],
+) -> None:
+    """Create a key; the secret is printed once and never stored."""
+    from triage.keys import create_key
+
+    key_id, secret = create_key(TriageSettings(), role, name)
+    typer.echo(f"key {key_id} ({role}, {name}): {secret}")
+
+
+@keys_app.command("list")
+@_one_line_errors
+def keys_list() -> None:
+    """Keys with their role and state (never the secrets)."""
+    from triage.keys import list_keys
+
+    for key in list_keys(TriageSettings()):
+        typer.echo(str(key))
+
+
+@keys_app.command("revoke")
+@_one_line_errors
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (tk_<id>_...)")]) -> None:
+    """Revoke a key; the running service stops accepting it within seconds."""
+    from triage.keys import revoke_key
+
+    typer.echo(f"revoked {revoke_key(TriageSettings(), key_id)} secret(s) of {key_id}")
+
+
+@keys_app.command("rotate")
+@_one_line_errors
+def keys_rotate(
+    key_id: Annotated[str, typer.Argument(help="The key id")],
+    grace_minutes: Annotated[int, typer.Option(min=0, help="How long the old secret keeps working")] = 0,
+) -> None:
+    """A new secret for the same key id (the old one valid for the grace period); no restart needed."""
+    from datetime import timedelta
+
+    from triage.keys import rotate_key
+
+    typer.echo(rotate_key(TriageSettings(), key_id, timedelta(minutes=grace_minutes)))
+
+
+@app.command()
+@_one_line_errors
+def audit(
+    since_hours: Annotated[float, typer.Option(min=0, help="How far back")] = 24.0,
+    actor: Annotated[str | None, typer.Option(help="Key id or cli:<user>")] = None,
+    action: Annotated[str | None, typer.Option(help="scored, decided, reloaded, alias_set, ...")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Most entries")] = 100,
+) -> None:
+    """Who scored, decided, reloaded or promoted what, when, with which model version."""
+    from datetime import timedelta
+
+    from triage.keys import query_audit
+
+    for entry in query_audit(TriageSettings(), since=timedelta(hours=since_hours), actor=actor, action=action,
+                             limit=limit):
+        typer.echo(str(entry))
 
 
 @app.command()

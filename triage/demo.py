@@ -14,13 +14,15 @@ from training.datasets import listing_frame
 QUEUE_TIERS = ("P0", "P1", "P2")
 
 
-def score_fresh_batch(data_dir: Path, url: str, n_listings: int, n_accounts: int) -> pd.DataFrame:
+def score_fresh_batch(
+    data_dir: Path, url: str, n_listings: int, n_accounts: int, api_key: str | None = None
+) -> pd.DataFrame:
     accounts = pd.read_parquet(data_dir / "accounts.parquet")
     listings = listing_frame(pd.read_parquet(data_dir / "listings.parquet"), accounts)
     newest_listings = listings.sort_values("created_at").tail(n_listings)
     newest_accounts = accounts.sort_values("observed_at").tail(n_accounts)
     rows = []
-    with ScoringClient(url) as client:
+    with ScoringClient(url, api_key=api_key) as client:
         for entity, frame, fs in (
             ("listing", newest_listings, LISTING_FEATURE_SET),
             ("account", newest_accounts, ACCOUNT_FEATURE_SET),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +21,13 @@ class TriageSettings(BaseSettings):
     account_model_name: str = "triage-account-scorer"
     serving_alias: str = Field("champion", description="Registry alias the service loads")
     store_url: str | None = Field(None, description="SQLAlchemy URL of the scoring log and decisions store")
+    auth: Literal["api_keys", "off"] = Field(
+        "api_keys", description="api_keys: every request needs a key with the right role (docs/security.md); "
+        "off: local development only"
+    )
+    api_key_pepper: SecretStr | None = Field(
+        None, description="Server secret mixed into stored key hashes (HMAC); changing it invalidates all keys"
+    )
     shadow: bool = Field(True, description="Also score with the `challenger` alias (logged, never returned)")
     reload_poll_seconds: float = Field(
         30.0, ge=0, description="How often the service checks the registry for moved aliases; 0 turns polling off"
