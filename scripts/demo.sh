@@ -47,7 +47,7 @@ step "score a fresh batch through the HTTP API"
 
 step "done"
 cat <<MSG
-The service is running at http://127.0.0.1:$port (OpenAPI docs at /docs, metrics at /metrics).
+The service is running at http://127.0.0.1:$port (Swagger UI at /, OpenAPI spec at /docs.json, metrics at /metrics).
 Reviewer queue page: http://127.0.0.1:$port/ui/ (sign in with any user name and the API key in $home/demo-api-key)
 API calls need the key too: curl -H "Authorization: Bearer \$(cat $home/demo-api-key)" ...
 MLflow runs and the registry: $bin/mlflow ui --backend-store-uri sqlite:///$(realpath "$home")/mlflow.db

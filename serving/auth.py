@@ -258,7 +258,8 @@ class AuthMiddleware:
                 return
             headers: dict[str, str] = {}
             if status == 401:
-                headers["www-authenticate"] = f"Bearer {REALM}, Basic {REALM}, charset=\"UTF-8\""
+                # Basic first: browsers sign in with the key as the password; API clients send Bearer anyway
+                headers["www-authenticate"] = f"Basic {REALM}, charset=\"UTF-8\", Bearer {REALM}"
             elif status == 503:
                 headers["retry-after"] = str(int(DEFAULT_CACHE_TTL_S))
             await send_json(send, status, {"error": error}, headers)
