@@ -16,6 +16,7 @@ from features.schema import (
     FieldKind,
     RawColumns,
     RawField,
+    raw_column,
 )
 
 SECONDS_PER_DAY = 86_400.0
@@ -77,13 +78,6 @@ def _per_order(name: str) -> Callable[[RawColumns], np.ndarray]:
         orders = c["orders_90d"]
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(orders > 0, c[name] / orders, np.nan)
-
-    return compute
-
-
-def _category(name: str) -> Callable[[RawColumns], np.ndarray]:
-    def compute(c: RawColumns) -> np.ndarray:
-        return np.asarray(c[name], dtype=object)
 
     return compute
 
@@ -217,7 +211,7 @@ ACCOUNT_FEATURES: tuple[FeatureSpec, ...] = (
         "Seller or creator",
         "Account type: {value}",
         ("account_type",),
-        _category("account_type"),
+        raw_column("account_type"),
     ),
     FeatureSpec(
         "country",
@@ -225,7 +219,7 @@ ACCOUNT_FEATURES: tuple[FeatureSpec, ...] = (
         "Country of registration",
         "Registered in {value}",
         ("country",),
-        _category("country"),
+        raw_column("country"),
     ),
     FeatureSpec(
         "verification",
@@ -233,7 +227,7 @@ ACCOUNT_FEATURES: tuple[FeatureSpec, ...] = (
         "Verification level",
         "Verification: {value}",
         ("verification",),
-        _category("verification"),
+        raw_column("verification"),
     ),
     FeatureSpec(
         "category_focus",
@@ -241,7 +235,7 @@ ACCOUNT_FEATURES: tuple[FeatureSpec, ...] = (
         "Main category",
         "Main category: {value}",
         ("category_focus",),
-        _category("category_focus"),
+        raw_column("category_focus"),
     ),
     *graph_feature_specs(ACCOUNT_GRAPH_CONFIG),
 )

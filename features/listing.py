@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from features.exposure import listing_exposure
@@ -15,6 +13,7 @@ from features.schema import (
     FieldKind,
     RawColumns,
     RawField,
+    raw_column,
 )
 from features.text import (
     COUNTERFEIT_TERMS,
@@ -123,13 +122,6 @@ def _ships_abroad(c: RawColumns) -> np.ndarray:
     return np.where(known, (origin != country).astype(np.float64), np.nan)
 
 
-def _category(name: str) -> Callable[[RawColumns], np.ndarray]:
-    def compute(c: RawColumns) -> np.ndarray:
-        return np.asarray(c[name], dtype=object)
-
-    return compute
-
-
 LISTING_FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec(
         "price_to_reference",
@@ -231,7 +223,7 @@ LISTING_FEATURES: tuple[FeatureSpec, ...] = (
         "Marketplace category",
         "Category: {value}",
         ("category",),
-        _category("category"),
+        raw_column("category"),
     ),
     FeatureSpec(
         "brand",
@@ -239,7 +231,7 @@ LISTING_FEATURES: tuple[FeatureSpec, ...] = (
         "Brand",
         "Brand: {value}",
         ("brand",),
-        _category("brand"),
+        raw_column("brand"),
         risk_type="counterfeit",
     ),
     FeatureSpec(
@@ -248,7 +240,7 @@ LISTING_FEATURES: tuple[FeatureSpec, ...] = (
         "Shipping origin",
         "Ships from {value}",
         ("shipping_origin",),
-        _category("shipping_origin"),
+        raw_column("shipping_origin"),
     ),
     FeatureSpec(
         "seller_verification",
@@ -256,7 +248,7 @@ LISTING_FEATURES: tuple[FeatureSpec, ...] = (
         "Seller verification level",
         "Seller verification: {value}",
         ("seller_verification",),
-        _category("seller_verification"),
+        raw_column("seller_verification"),
     ),
 )
 

@@ -73,6 +73,15 @@ class FeatureSpec:
         return format_reason(self.reason, value, self.description)
 
 
+def raw_column(name: str) -> Callable[[RawColumns], np.ndarray]:
+    """A feature that is one raw text/category column as it is (categories are encoded later)."""
+
+    def compute(c: RawColumns) -> np.ndarray:
+        return np.asarray(c[name], dtype=object)
+
+    return compute
+
+
 def format_reason(template: str, value: object, label: str) -> str:
     """Fill a reason template; a missing value reads "<label>: unknown" rather than "nan"."""
     if value is None or (isinstance(value, float) and np.isnan(value)):

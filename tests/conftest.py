@@ -71,7 +71,9 @@ class RunningServer:
     log: Path
 
 
-def start_bento_server(env_extra: dict[str, str], log: Path, timeout: float = 120.0) -> RunningServer:
+def start_bento_server(
+    env_extra: dict[str, str], log: Path, timeout: float = 120.0, wait_ready: bool = True
+) -> RunningServer:
     port = free_port()
     # the tests of other features run without keys; tests/test_auth*.py switch auth on
     env = os.environ | {"TRIAGE_AUTH": "off"} | env_extra
@@ -82,6 +84,8 @@ def start_bento_server(env_extra: dict[str, str], log: Path, timeout: float = 12
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
+    if not wait_ready:
+        return RunningServer(url, process, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -124,3 +128,15 @@ def bento_server(trained_store: TrainedStore, tmp_path_factory: pytest.TempPathF
         yield server
     finally:
         stop_server(server.process)
+
+
+def wait_for_scoring_log(server: RunningServer, timeout: float = 30.0) -> None:
+    """The scoring log is written off the request path: wait (bounded) until the service has drained it."""
+    deadline = time.monotonic() + timeout
+    log: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        log = httpx.post(f"{server.url}/status", timeout=30).json()["scoring_log"]
+        if log["backlog"] == 0 and log["in_flight"] == 0 and log["spooled"] == 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"scoring log not drained after {timeout} s: {log}")

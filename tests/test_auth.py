@@ -8,9 +8,6 @@ registered the middleware yet."""
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -39,22 +36,11 @@ from serving.auth import (
 from stores.api_keys import ApiKeyStore, KeyInfo, Role, UnknownKey
 from stores.engine import make_engine
 from stores.schema import api_keys, create_all
-from tests.conftest import ROOT, RunningServer, TrainedStore, free_port, stop_server
+from tests.conftest import RunningServer, TrainedStore, start_bento_server, stop_server
 
 pytest_plugins = ["tests.conftest_stores"]
 
-SERVICE_TARGET = "authed_service:TriageService"
 # Registers the middleware exactly as docs/security.md tells serving/service.py to, unless it already has.
-AUTHED_SERVICE = '''
-from serving.auth import BodyLimitMiddleware, TriageAuthMiddleware
-from serving.service import TriageService
-
-if not any(cls is TriageAuthMiddleware for cls, _ in TriageService.middlewares):
-    TriageService.add_asgi_middleware(TriageAuthMiddleware)
-    TriageService.add_asgi_middleware(BodyLimitMiddleware)
-'''
-
-
 # -- helpers for the end-to-end files ---------------------------------------------------------------
 def make_keys(store_url: str) -> dict[Role, str]:
     """One fresh key per role in the store a server uses."""
@@ -73,35 +59,8 @@ def auth_headers(secret: str) -> dict[str, str]:
 
 def start_authed_server(env_extra: dict[str, str], log: Path, timeout: float = 120.0,
                         wait_ready: bool = True) -> RunningServer:
-    """`bentoml serve` of the service with the auth and body-limit middleware registered (as conftest's
-    `start_bento_server`, which serves `serving.service` as is)."""
-    wrapper = log.parent / "authed-service"
-    wrapper.mkdir(exist_ok=True)
-    (wrapper / "authed_service.py").write_text(AUTHED_SERVICE)
-    port = free_port()
-    env = os.environ | {"TRIAGE_AUTH": "api_keys"} | env_extra
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(wrapper), str(ROOT), env.get("PYTHONPATH", "")) if p)
-    bentoml = Path(sys.executable).parent / "bentoml"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(bentoml), "serve", SERVICE_TARGET, "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    server = RunningServer(f"http://127.0.0.1:{port}", process, log)
-    if not wait_ready:
-        return server
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=1.0).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    stop_server(process)
-    raise RuntimeError(f"bentoml serve not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+    """The real service with auth on (the service registers the auth and body-limit middleware itself)."""
+    return start_bento_server({"TRIAGE_AUTH": "api_keys"} | env_extra, log, timeout=timeout, wait_ready=wait_ready)
 
 
 # -- the key store ----------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 from features import LISTING_FEATURE_SET
 from models.registry import CHAMPION, alias_version
 from serving.client import ScoringClient, records_for_api
-from tests.conftest import TrainedStore, small_train_config, start_bento_server, stop_server
+from tests.conftest import TrainedStore, small_train_config, start_bento_server, stop_server, wait_for_scoring_log
 from tests.conftest_stores import create_postgres_database, drop_postgres_database, postgres_url, random_database_name
 from tests.test_hot_reload_e2e import Traffic
 from training.aliases import move_alias
@@ -97,7 +97,7 @@ def test_score_decide_retrain_promote_and_serve(loop_store: LoopStore, trained_s
                         "model_name": settings.listing_model_name, "model_version": result["model_version"]}
             response = httpx.post(f"{server.url}/feedback", json={"decision": decision}, timeout=30)
             assert response.status_code == 201, response.text
-        _wait_drained(server.url)
+        wait_for_scoring_log(server)
 
         traffic = Traffic(server.url, records[:20])
         thread = threading.Thread(target=traffic.run)
@@ -125,13 +125,3 @@ def test_score_decide_retrain_promote_and_serve(loop_store: LoopStore, trained_s
         assert timeline.champion_at(datetime.now(UTC)) == new_version
     finally:
         stop_server(server.process)
-
-
-def _wait_drained(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        log = httpx.post(f"{url}/status", timeout=30).json()["scoring_log"]
-        if log["backlog"] == 0 and log["in_flight"] == 0 and log["spooled"] == 0:
-            return
-        time.sleep(0.2)
-    raise AssertionError("scoring log not drained")

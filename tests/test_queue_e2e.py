@@ -16,7 +16,7 @@ from serving.client import ScoringClient, records_for_api
 from stores.engine import make_engine
 from stores.records import EntityType, TimeWindow
 from stores.scoring_log import ScoringLogReader
-from tests.conftest import RunningServer, TrainedStore
+from tests.conftest import RunningServer, TrainedStore, wait_for_scoring_log
 from training.datasets import load_entities
 from training.split import TimeSplitConfig, time_split
 
@@ -35,17 +35,6 @@ def seeded(bento_server: RunningServer, trained_store: TrainedStore) -> dict[str
         accounts = client.score("account", records_for_api(_newest(trained_store, "account", 200), ACCOUNT_FEATURE_SET))
     wait_for_scoring_log(bento_server)
     return {"listing": listings, "account": accounts}
-
-
-def wait_for_scoring_log(server: RunningServer, timeout: float = 30.0) -> None:
-    """The scoring log is written off the request path: wait (bounded) until the service has drained it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        log = httpx.post(f"{server.url}/status", timeout=30).json()["scoring_log"]
-        if log["backlog"] == 0 and log["in_flight"] == 0 and log["spooled"] == 0:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"scoring log not drained after {timeout} s: {log}")
 
 
 def _queue(server: RunningServer, **body: object) -> list[dict]:  # type: ignore[type-arg]
