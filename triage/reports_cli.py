@@ -70,6 +70,9 @@ def run_rca_command(
     written = write_rca_report(report, out, tracking_uri=settings.tracking_uri)
     typer.echo(f"{report.violations} confirmed violations of {report.cases} cases (base rate {report.base_rate:.2%})")
     typer.echo(report.top_segments(8).to_string(float_format=lambda v: f"{v:.3f}"))
+    typer.echo("candidate rules (backtested on the later part of the window):")
     for rule in report.rules[:5]:
-        typer.echo(f"rule: {rule}")
+        b = rule.backtest
+        typer.echo(f"  IF {rule.text}: precision {b.precision:.0%}, recall {b.recall:.0%}, "
+                   f"coverage {b.coverage:.1%}, loss caught {b.loss_share:.0%}")
     typer.echo(f"report: {written.html}  summary: {written.markdown}  MLflow run: {written.mlflow_run_id}")
