@@ -35,9 +35,12 @@ from training.retrain import (
     CaseRows,
     SchemaMismatchError,
     alias_history,
+    base_cases,
     logged_cases,
     retrain,
+    train_challenger,
 )
+from training.split import TimeSplitConfig, time_split
 from triage.settings import TriageSettings
 
 pytest_plugins = ("tests.conftest_stores",)
@@ -328,3 +331,25 @@ def test_retrain_promotes_only_by_the_rule_and_records_every_alias_move(
     children = client.search_runs([run.info.experiment_id],
                                   filter_string=f"tags.mlflow.parentRunId = '{report3.run_id}'")
     assert len(children) == 1
+
+
+def test_a_retrained_account_challenger_keeps_its_link_graph(trained_store: TrainedStore) -> None:
+    """The challenger's rows carry graph features, so the challenger must ship the snapshot they came from:
+    otherwise those features would be missing when it serves (train/serve skew)."""
+    champion = load_scorer(MlflowClient(trained_store.settings.tracking_uri), trained_store.account.model_name)
+    assert champion.artifact.graph is not None
+    config = small_train_config()
+    data = load_entities(trained_store.dataset, "account")
+    split = time_split(data, TimeSplitConfig(config.split.test_days, config.split.valid_days, config.split.gap_days))
+    rows = base_cases(data, split)
+    challenger = train_challenger(champion.artifact, rows.role("train"), rows.role("valid"), config,
+                                  config.review_capacity_per_day["account"], graph=data.graph)
+    assert challenger.graph is data.graph
+    test = data.subset(split.test)
+    matrix = challenger.model_matrix(columns_from_frame(test.frame, test.feature_set))
+    j = challenger.encoder.feature_names.index("group_size")
+    assert np.isfinite(matrix[:, j]).all() and (matrix[:, j] > 1).any()  # computed from the graph, not missing
+    # without an explicit snapshot, the champion's travels on
+    again = train_challenger(champion.artifact, rows.role("train"), rows.role("valid"), config,
+                             config.review_capacity_per_day["account"])
+    assert again.graph is champion.artifact.graph

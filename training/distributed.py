@@ -200,9 +200,7 @@ def _train(client: Client, data: Path | str | dd.DataFrame, entity: str, config:
     import lightgbm as lgb
     from lightgbm.dask import DaskLGBMClassifier
 
-    from models.artifact import ScorerArtifact
-    from models.calibration import PlattCalibration
-    from training.trainer import choose_tiers
+    from training.trainer import assemble_scorer
 
     fs = feature_set_for(entity)
     frame = read_labelled(Path(data), entity) if isinstance(data, str | Path) else data
@@ -249,23 +247,13 @@ def _train(client: Client, data: Path | str | dd.DataFrame, entity: str, config:
     # keep only the trees the early-stopping rule chose, so the artifact is exactly what was validated
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=keep))
     margin_valid = np.asarray(booster.predict(x_valid, raw_score=True), dtype=np.float64)
-    calibration = PlattCalibration.fit(margin_valid, y_valid)
-    k = config.review_capacity_per_day[str(fs.entity)]
     days_valid = pd.to_datetime(valid[fs.time_field], utc=True).dt.floor("D").to_numpy()
-    tiers = choose_tiers(calibration.transform(margin_valid), y_valid, days_valid, k, config.tiers)
     test_rows = int((features[WINDOW] == TEST).sum().compute())
-    return ScorerArtifact(
-        booster=booster,
-        encoder=encoder,
-        calibration=calibration,
-        tiers=tiers,
-        reason_texts={spec.name: spec.reason for spec in fs.features},
+    # the link-graph columns are not computed on the cluster (listings have none): no snapshot to ship
+    return assemble_scorer(
+        booster, encoder, margin_valid, y_valid, days_valid, config, graph=None,
         metadata={
-            "entity": str(fs.entity),
             "split": _describe(bounds, int(train_rows), len(valid), test_rows),
-            "best_iteration": int(booster.current_iteration()),
-            "review_capacity_per_day": k,
-            "lightgbm": lgbm.model_dump(),
             "trained_with": {"engine": "lightgbm.dask", "workers": n_workers, "threads_per_worker": threads,
                              "partitions": int(frame.npartitions)},
         },

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from features import FeatureEncoder, FeatureKind, FeatureSet, feature_set_for
+from features.graph import GraphSnapshot
 from models.registry import CHALLENGER, CHAMPION
 from stores.alias_history import AliasChange
 from stores.records import TimeWindow, require_aware_utc, utc_now
@@ -232,10 +233,11 @@ def assign_roles(logged: CaseRows, base: CaseRows | None, recent_start: datetime
 # -- training ---------------------------------------------------------------------------------------------------
 def train_challenger(
     champion: ScorerArtifact, train: CaseRows, valid: CaseRows, config: TrainConfig, k: int, progress: bool = False,
+    graph: GraphSnapshot | None = None,
 ) -> ScorerArtifact:
-    from models.artifact import ScorerArtifact
-    from models.calibration import PlattCalibration
-    from training.trainer import choose_tiers, fit_booster
+    """`graph`: the link-graph snapshot the challenger's rows were enriched with (default: the champion's);
+    it must travel with the challenger, or its graph features would be missing when it serves."""
+    from training.trainer import assemble_scorer, fit_booster
 
     fs = champion.feature_set
     for name, part in (("training", train), ("validation", valid)):
@@ -248,14 +250,10 @@ def train_challenger(
     booster, margin_valid = fit_booster(encoder.encode_values(train.values), train.label,
                                         encoder.encode_values(valid.values), valid.label, fs, config.lightgbm,
                                         f"retrain {fs.entity}", progress)
-    calibration = PlattCalibration.fit(margin_valid, valid.label)
-    tiers = choose_tiers(calibration.transform(margin_valid), valid.label, valid.days, k, config.tiers)
-    return ScorerArtifact(
-        booster=booster, encoder=encoder, calibration=calibration, tiers=tiers,
-        reason_texts={spec.name: spec.reason for spec in fs.features},
-        metadata={"entity": str(fs.entity), "trained_by": ACTOR, "base_vocabulary": champion.schema_hash,
-                  "best_iteration": int(booster.current_iteration()), "review_capacity_per_day": k,
-                  "lightgbm": config.lightgbm.model_dump()},
+    return assemble_scorer(
+        booster, encoder, margin_valid, valid.label, valid.days, config,
+        graph=champion.graph if graph is None else graph,
+        metadata={"trained_by": ACTOR, "base_vocabulary": champion.schema_hash},
     )
 
 
@@ -522,7 +520,10 @@ def retrain(
             with mlflow.start_run(run_name=f"challenger-{entity}", nested=True):
                 mlflow.set_tags({"entity": entity, "job": "retrain-fit"})
                 mlflow.log_params({f"lgbm.{k_}": v for k_, v in config.lightgbm.model_dump().items()})
-                challenger = train_challenger(champion.artifact, train, valid, config, k, progress)
+                # the base data's snapshot as of its cutoff: the same label visibility the champion was built with
+                graph = (base_data.graph.known_by(split.cutoff.timestamp())
+                         if base_data is not None and split is not None and base_data.graph is not None else None)
+                challenger = train_challenger(champion.artifact, train, valid, config, k, progress, graph=graph)
                 windows, notes = _compare(champion, challenger, recent, window_days, base_data, split, k)
                 wins = {w.name: challenger_wins(w.challenger[metric], w.champion[metric], metric, margin)
                         for w in windows}

@@ -11,6 +11,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from features import FeatureEncoder, FeatureSet
+from features.graph import GraphSnapshot
 from models.artifact import ScorerArtifact
 from models.calibration import PlattCalibration
 from models.tiers import TierThresholds
@@ -71,6 +72,34 @@ def fit_booster(
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration)), margin_valid
 
 
+def assemble_scorer(
+    booster: lgb.Booster, encoder: FeatureEncoder, margin_valid: np.ndarray, label_valid: np.ndarray,
+    days_valid: np.ndarray, config: TrainConfig, *, graph: GraphSnapshot | None, metadata: dict[str, Any],
+) -> ScorerArtifact:
+    """The one way a fitted booster becomes a scorer (single machine, Dask, retraining): Platt calibration
+    and tier thresholds on the validation window, reason texts from the declarations, the link-graph
+    snapshot the features were computed with, and the metadata every artifact carries."""
+    fs = encoder.feature_set
+    calibration = PlattCalibration.fit(margin_valid, label_valid)
+    k = config.review_capacity_per_day[str(fs.entity)]
+    tiers = choose_tiers(calibration.transform(margin_valid), label_valid, days_valid, k, config.tiers)
+    return ScorerArtifact(
+        booster=booster,
+        encoder=encoder,
+        calibration=calibration,
+        tiers=tiers,
+        reason_texts={spec.name: spec.reason for spec in fs.features},
+        graph=graph,
+        metadata={
+            "entity": str(fs.entity),
+            "best_iteration": int(booster.current_iteration()),
+            "review_capacity_per_day": k,
+            "lightgbm": config.lightgbm.model_dump(),
+            **metadata,
+        },
+    )
+
+
 def fit_scorer(
     data: LabelledEntities, split: TimeSplit, config: TrainConfig, progress: bool = False
 ) -> tuple[ScorerArtifact, dict[str, float]]:
@@ -82,25 +111,9 @@ def fit_scorer(
     x_valid = encoder.transform(valid.columns())
     booster, margin_valid = fit_booster(x_train, train.label, x_valid, valid.label, fs, config.lightgbm,
                                         desc=f"train {fs.entity}", progress=progress)
-    lgbm = config.lightgbm
-    calibration = PlattCalibration.fit(margin_valid, valid.label)
-    probability_valid = calibration.transform(margin_valid)
-    k = config.review_capacity_per_day[str(fs.entity)]
-    days_valid = valid.times.dt.floor("D").to_numpy()
-    tiers = choose_tiers(probability_valid, valid.label, days_valid, k, config.tiers)
-    artifact = ScorerArtifact(
-        booster=booster,
-        encoder=encoder,
-        calibration=calibration,
-        tiers=tiers,
-        reason_texts={spec.name: spec.reason for spec in fs.features},
+    artifact = assemble_scorer(
+        booster, encoder, margin_valid, valid.label, valid.times.dt.floor("D").to_numpy(), config,
         graph=None if data.graph is None else data.graph.known_by(split.cutoff.timestamp()),
-        metadata={
-            "entity": str(fs.entity),
-            "split": split.describe(),
-            "best_iteration": int(booster.current_iteration()),
-            "review_capacity_per_day": k,
-            "lightgbm": lgbm.model_dump(),
-        },
+        metadata={"split": split.describe()},
     )
     return artifact, {"best_iteration": float(booster.current_iteration())}
