@@ -6,9 +6,11 @@ metadata travel together as one folder, so what was evaluated is exactly what is
 
 from __future__ import annotations
 
+import ctypes
 import json
+import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import pandas as pd
 from features import FeatureEncoder, FeatureSet, columns_from_frame, columns_from_records, feature_set_for
 from features.graph import GraphSnapshot, enrich_with_graph
 from features.schema import RawColumns, format_reason
+from models.attribution import Attribution, LeafPathAttribution
 from models.calibration import PlattCalibration
 from models.tiers import TierThresholds
 
@@ -50,6 +53,65 @@ class ScoreBatch:
     matrix: np.ndarray
 
 
+_C_API_PREDICT_RAW_SCORE = 1  # LightGBM c_api.h C_API_PREDICT_RAW_SCORE
+_C_API_DTYPE_FLOAT64 = 1  # LightGBM c_api.h C_API_DTYPE_FLOAT64
+
+
+class SingleRowPredictor:
+    """Raw margins of one row through LightGBM's own single-row fast path (`c_api.h`:
+    LGBM_BoosterPredictForMatSingleRowFastInit / ...SingleRowFast / LGBM_FastConfigFree).
+
+    `Booster.predict` builds a predictor object, parses a parameter string and sets up a prediction for
+    any shape on every call: ~80 µs for a single row, against ~20 µs here. The fast path runs the same tree
+    traversal (the same `Predictor` as `Booster.predict`), so the margins are bit-identical
+    (tests/test_artifact_fast_predict.py). LightGBM serialises calls on one booster with its own mutex;
+    each call here has its own output buffers, so a predictor may be shared by threads.
+    """
+
+    def __init__(self, booster: lgb.Booster) -> None:
+        self.booster = booster
+        # the iterations `Booster.predict` uses when not told: the best iteration if one was recorded
+        self.num_iteration = booster.best_iteration
+        self.num_features = booster.num_feature()
+        handle = ctypes.c_void_p()
+        lgb.basic._safe_call(lgb.basic._LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+            booster._handle,
+            ctypes.c_int(_C_API_PREDICT_RAW_SCORE),
+            ctypes.c_int(0),  # start iteration
+            ctypes.c_int(self.num_iteration),
+            ctypes.c_int(_C_API_DTYPE_FLOAT64),
+            ctypes.c_int32(self.num_features),
+            ctypes.c_char_p(b""),  # no prediction parameters, as `Booster.predict` without keyword arguments
+            ctypes.byref(handle),
+        ))
+        self._handle = handle
+        # the handle points into the booster's C object: free it before the booster can go (this object
+        # holds the booster, and the finaliser runs when this object is collected)
+        self._free = weakref.finalize(self, lgb.basic._LIB.LGBM_FastConfigFree, handle)
+
+    def is_for(self, booster: lgb.Booster) -> bool:
+        """Whether this predictor still predicts as `booster.predict` does (same booster and iterations)."""
+        return booster is self.booster and booster.best_iteration == self.num_iteration
+
+    def accepts(self, matrix: np.ndarray) -> bool:
+        return matrix.shape == (1, self.num_features) and matrix.dtype == np.float64 and matrix.flags.c_contiguous
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        """The raw margin of the one row of a C-contiguous float64 (1, num_features) matrix, as a (1,) array."""
+        out = np.empty(1, dtype=np.float64)
+        out_len = ctypes.c_int64(0)
+        # pointers wrapped in c_void_p: a bare int would be passed as a 32-bit C int
+        lgb.basic._safe_call(lgb.basic._LIB.LGBM_BoosterPredictForMatSingleRowFast(
+            self._handle,
+            ctypes.c_void_p(matrix.ctypes.data),
+            ctypes.byref(out_len),
+            ctypes.c_void_p(out.ctypes.data),
+        ))
+        if out_len.value != 1:
+            raise RuntimeError(f"LightGBM returned {out_len.value} values for one row, expected 1")
+        return out
+
+
 @dataclass
 class ScorerArtifact:
     booster: lgb.Booster
@@ -61,6 +123,11 @@ class ScorerArtifact:
     graph: GraphSnapshot | None = None
     """The account link graph as of training (labels known by the cutoff): group and neighbour features are
     computed from it at scoring time, the same way for training, evaluation, batch and serving."""
+    _single_row: SingleRowPredictor | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the single-row predictor is a handle into this process's LightGBM; rebuilt on first use elsewhere
+        return {**self.__dict__, "_single_row": None}
 
     @property
     def feature_set(self) -> FeatureSet:
@@ -76,6 +143,14 @@ class ScorerArtifact:
 
     # -- prediction -------------------------------------------------------------------------------
     def predict_margin(self, matrix: np.ndarray, num_threads: int = 0) -> np.ndarray:
+        if len(matrix) == 1:
+            # one row (a single-record request) through LightGBM's fast path: the same margins, a quarter
+            # of the cost; any other shape through `Booster.predict`
+            single = self._single_row
+            if single is None or not single.is_for(self.booster):
+                single = self._single_row = SingleRowPredictor(self.booster)
+            if single.accepts(matrix):
+                return single.predict(matrix)
         return np.asarray(self.booster.predict(matrix, raw_score=True, num_threads=num_threads), dtype=np.float64)
 
     def predict_proba(self, matrix: np.ndarray, num_threads: int = 0) -> np.ndarray:

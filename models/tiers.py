@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 TIERS = ("P0", "P1", "P2", "P3")
+_TIER_NAMES = np.asarray(TIERS, dtype=object)  # built once: indexing copies, so callers get their own array
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class TierThresholds:
         idx[probability >= self.p2] = 2
         idx[probability >= self.p1] = 1
         idx[probability >= self.p0] = 0
-        return np.asarray(TIERS, dtype=object)[idx]
+        return _TIER_NAMES[idx]
 
     def to_dict(self) -> dict[str, float]:
         return {"p0": self.p0, "p1": self.p1, "p2": self.p2}
