@@ -172,7 +172,7 @@ class ScorerArtifact:
         return ScoreBatch(
             ids=columns[self.feature_set.id_field],
             probability=probability,
-            score=np.round(probability * 100.0, 1),
+            score=(probability * 100.0).round(1),  # np.round's own method, without its wrapper
             tier=self.tiers.assign(probability),
             exposure=exposure,
             expected_loss=probability * exposure,
