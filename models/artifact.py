@@ -196,17 +196,27 @@ class ScorerArtifact:
         )
 
     # -- reasons ----------------------------------------------------------------------------------
-    def contributions(self, matrix: np.ndarray, num_threads: int = 0) -> np.ndarray:
-        """Signed TreeSHAP contributions in margin space, one column per feature (bias dropped)."""
+    @cached_property
+    def path_attribution(self) -> LeafPathAttribution:
+        """The per-leaf credit table of path attribution, built from the booster on first use."""
+        return LeafPathAttribution.from_booster(self.booster)
+
+    def contributions(self, matrix: np.ndarray, num_threads: int = 0,
+                      method: Attribution = Attribution.TREESHAP) -> np.ndarray:
+        """Signed contributions in margin space, one column per feature (bias dropped): exact TreeSHAP, or
+        path attribution (models/attribution.py)."""
+        if method is Attribution.PATH:
+            return self.path_attribution.contributions(self.booster, matrix, num_threads=num_threads)
         contrib = np.asarray(self.booster.predict(matrix, pred_contrib=True, num_threads=num_threads))
         return contrib[:, :-1]
 
-    def reasons(self, matrix: np.ndarray, top_k: int | None = 3, num_threads: int = 0) -> list[list[Reason]]:
+    def reasons(self, matrix: np.ndarray, top_k: int | None = 3, num_threads: int = 0,
+                method: Attribution = Attribution.TREESHAP) -> list[list[Reason]]:
         """Reasons for each model row: the features raising the score most (all features, by |effect|,
-        when `top_k` is None). Costly (TreeSHAP), so callers pass only the rows they will show."""
+        when `top_k` is None). TreeSHAP costs milliseconds a row, so callers pass only the rows they show."""
         if len(matrix) == 0:
             return []
-        contrib = self.contributions(matrix, num_threads=num_threads)
+        contrib = self.contributions(matrix, num_threads=num_threads, method=method)
         values = self.encoder.decode(matrix)
         names = self.encoder.feature_names
         out: list[list[Reason]] = []

@@ -8,11 +8,13 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import mlflow
+import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models.model import ModelInfo
 
-from models.artifact import ScorerArtifact
+from models.artifact import Reason, ScorerArtifact
+from models.attribution import Attribution
 from models.pyfunc import ARTIFACT_KEY, ScorerPyfunc
 
 CHAMPION = "champion"
@@ -31,10 +33,16 @@ class LoadedScorer:
     name: str
     version: str
     alias: str | None
+    attribution: Attribution = Attribution.TREESHAP
+    """How this loaded scorer explains its scores (models/attribution.py); serving's choice, not the model's."""
 
     @property
     def uri(self) -> str:
         return f"models:/{self.name}/{self.version}"
+
+    def reasons(self, matrix: np.ndarray, top_k: int | None = 3) -> list[list[Reason]]:
+        # one thread: a request explains a few rows and the other core serves the next request
+        return self.artifact.reasons(matrix, top_k=top_k, num_threads=1, method=self.attribution)
 
 
 def pip_requirements() -> list[str]:
@@ -68,9 +76,11 @@ def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None
 
 
 def load_scorer(
-    client: MlflowClient, name: str, alias: str | None = CHAMPION, version: str | None = None
+    client: MlflowClient, name: str, alias: str | None = CHAMPION, version: str | None = None,
+    attribution: Attribution = Attribution.TREESHAP,
 ) -> LoadedScorer:
-    """Load by alias (resolved to a version first, so a concurrent alias move cannot mix two versions)."""
+    """Load by alias (resolved to a version first, so a concurrent alias move cannot mix two versions). With
+    path attribution its leaf table is built now, so that the first request does not pay for it."""
     if version is None:
         if alias is None:
             raise ValueError("give an alias or a version")
@@ -89,4 +99,6 @@ def load_scorer(
         except MlflowException as exc:
             raise ModelNotFoundError(f"cannot fetch models:/{name}/{version}: {exc.message}") from exc
         artifact = ScorerArtifact.load(Path(local))
-    return LoadedScorer(artifact=artifact, name=name, version=version, alias=alias)
+    if attribution is Attribution.PATH:
+        artifact.path_attribution  # noqa: B018 - builds and caches the table
+    return LoadedScorer(artifact=artifact, name=name, version=version, alias=alias, attribution=attribution)

@@ -40,8 +40,8 @@ def likely_risk_type(artifact: ScorerArtifact, reasons: Sequence[Reason]) -> str
     return None
 
 
-def to_reasons(artifact: ScorerArtifact, matrix: np.ndarray, top_k: int | None) -> list[list[Reason]]:
-    return [[Reason(**r.__dict__) for r in row] for row in artifact.reasons(matrix, top_k=top_k, num_threads=1)]
+def to_reasons(scorer: LoadedScorer, matrix: np.ndarray, top_k: int | None) -> list[list[Reason]]:
+    return [[Reason(**r.__dict__) for r in row] for row in scorer.reasons(matrix, top_k=top_k)]
 
 
 def open_case_frame(
@@ -162,7 +162,7 @@ def build_cases(
         # a group case is explained by its strongest member account
         champion = scorers.champions["account" if source["entity_type"] == "group" else str(source["entity_type"])]
         matrix = np.asarray(source["matrix_row"], dtype=np.float64).reshape(1, -1)
-        all_reasons = to_reasons(champion.artifact, matrix, top_k=None)[0] if source["same_schema"] else []
+        all_reasons = to_reasons(champion, matrix, top_k=None)[0] if source["same_schema"] else []
         positive = sorted((r for r in all_reasons if r.contribution > 0), key=lambda r: -r.contribution)
         risk_type = likely_risk_type(champion.artifact, positive)
         if selection.risk_type is not None and risk_type != selection.risk_type:

@@ -26,7 +26,7 @@ async def _timeout_call_cancelling_timer(self: Any, scope: Any, receive: Any, se
     from starlette.responses import JSONResponse
 
     if scope["type"] not in ("http", "websocket"):
-        return await self.app(scope, receive, send)  # type: ignore[no-any-return]
+        return await self.app(scope, receive, send)
     loop = asyncio.get_running_loop()
     waiter = loop.create_future()
     handle = loop.call_later(self.timeout, self._set_timer_out, waiter)

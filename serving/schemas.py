@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
@@ -122,6 +122,8 @@ class ModelRef(BaseModel):
     name: str
     version: str
     alias: str | None
+    reasons_attribution: Literal["path", "treeshap"] = Field(
+        description="How the reasons were attributed: path (fast, approximate) or treeshap (exact); docs/api.md")
 
 
 class ScoreResponse(BaseModel):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from mlflow import MlflowClient
 
+from models.attribution import Attribution
 from models.registry import CHALLENGER, LoadedScorer, alias_version, load_scorer
 
 ENTITIES = ("listing", "account")
@@ -34,8 +35,10 @@ class RegistryWatcher:
     """Loads the serving alias (champion) and, when present, the shadow alias (challenger) for each entity,
     and reloads when the registry points an alias at another version."""
 
-    def __init__(self, client: MlflowClient, model_names: dict[str, str], serving_alias: str, shadow: bool = True):
+    def __init__(self, client: MlflowClient, model_names: dict[str, str], serving_alias: str, shadow: bool = True,
+                 attribution: Attribution = Attribution.TREESHAP):
         self._client = client
+        self._attribution = attribution
         self._names = model_names
         self._alias = serving_alias
         self._shadow = shadow
@@ -55,7 +58,8 @@ class RegistryWatcher:
         def reuse_or_load(entity: str, alias: str, version: str, loaded: LoadedScorer | None) -> LoadedScorer:
             if loaded is not None and loaded.version == version:
                 return loaded
-            return load_scorer(self._client, self._names[entity], alias=alias, version=version)
+            return load_scorer(self._client, self._names[entity], alias=alias, version=version,
+                               attribution=self._attribution)
 
         champions, challengers = {}, {}
         for entity in self._names:
@@ -64,7 +68,7 @@ class RegistryWatcher:
             # load_scorer raises a clear ModelNotFoundError when the serving alias is missing
             champions[entity] = (
                 reuse_or_load(entity, self._alias, version, before) if version is not None
-                else load_scorer(self._client, self._names[entity], alias=self._alias)
+                else load_scorer(self._client, self._names[entity], alias=self._alias, attribution=self._attribution)
             )
             shadow_version = wanted.get(f"{entity}@challenger")
             # a challenger equal to the champion would only duplicate work

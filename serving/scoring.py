@@ -51,7 +51,7 @@ def score_batch(scorer: LoadedScorer, records: Sequence[Mapping[str, Any]]) -> S
 def score_response(scorer: LoadedScorer, batch: ScoreBatch, mode: ReasonsMode, top_reasons: int) -> ScoreResponse:
     artifact = scorer.artifact
     rows = rows_needing_reasons(batch.tier, mode)
-    reasons = dict(zip(rows, artifact.reasons(batch.matrix[rows], top_k=top_reasons, num_threads=1), strict=True))
+    reasons = dict(zip(rows, scorer.reasons(batch.matrix[rows], top_k=top_reasons), strict=True))
     entity = artifact.entity
     results = [
         ScoredEntity(
@@ -66,7 +66,8 @@ def score_response(scorer: LoadedScorer, batch: ScoreBatch, mode: ReasonsMode, t
         )
         for i in range(len(batch.ids))
     ]
-    return ScoreResponse(model=ModelRef(name=scorer.name, version=scorer.version, alias=scorer.alias), results=results)
+    return ScoreResponse(model=ModelRef(name=scorer.name, version=scorer.version, alias=scorer.alias,
+                                          reasons_attribution=scorer.attribution.value), results=results)
 
 
 def score_records(

@@ -19,18 +19,18 @@ def _app(delay: float) -> Any:
     return app
 
 
-async def _call(middleware: TimeoutMiddleware) -> tuple[list[dict[str, Any]], int]:
-    sent: list[dict[str, Any]] = []
+async def _call(middleware: Any) -> tuple[list[Any], int]:
+    sent: list[Any] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Any:
         return {"type": "http.request", "body": b""}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Any) -> None:
         sent.append(message)
 
     await middleware(scope={"type": "http"}, receive=receive, send=send)
-    loop = asyncio.get_running_loop()
-    live_timers = sum(1 for h in loop._scheduled if not h.cancelled())  # type: ignore[attr-defined]
+    scheduled: list[asyncio.TimerHandle] = asyncio.get_running_loop()._scheduled  # type: ignore[attr-defined]
+    live_timers = sum(1 for h in scheduled if not h.cancelled())
     return sent, live_timers
 
 

@@ -32,6 +32,10 @@ class TriageSettings(BaseSettings):
     reload_poll_seconds: float = Field(
         30.0, ge=0, description="How often the service checks the registry for moved aliases; 0 turns polling off"
     )
+    reasons_attribution: Literal["path", "treeshap"] = Field(
+        "path", description="How the service attributes scores to reasons: path (per-leaf path attribution, "
+        "~0.1 ms/row, approximate) or treeshap (exact TreeSHAP, ~7 ms/row); models/attribution.py"
+    )
     queue_window_days: int = Field(14, ge=1, description="How far back the queue looks for open cases")
     policy_config: Path | None = Field(None, description="Queue policy JSON/YAML (policy/config.py); default built in")
 
