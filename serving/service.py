@@ -11,7 +11,6 @@ import dataclasses
 import logging
 import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -66,16 +65,23 @@ class ServiceStatus(BaseModel):
     status: str = Field(description="ok, or degraded when the store or the registry is unreachable")
     models: dict[str, str | None]
     scoring_log: dict[str, Any]
+    audit_log: dict[str, int] = Field(description="Audit entries written and dropped since start-up (this worker)")
     registry_poll_error: str | None
 
 
 @bentoml.asgi_app(ui_app(), path="/ui")
-@bentoml.service(name="triage", workers=1, traffic={"timeout": 30})
+# Per-request access log lines are off: every score is already in the scoring log and every request in the
+# audit log, and BentoML's request metrics stay on at /metrics. Turn them back on with
+# BENTOML_CONFIG_OPTIONS='services.triage.logging.access.enabled=true'.
+@bentoml.service(name="triage", workers=1, traffic={"timeout": 30}, logging={"access": {"enabled": False}})
 class TriageService:
     def __init__(self) -> None:
         from mlflow import MlflowClient
 
+        from models.attribution import Attribution
         from policy import ExpectedLossPolicy, QueuePolicyConfig
+        from serving.audit import AuditWriter
+        from serving.framework import cancel_request_timers_when_done, freeze_startup_heap
         from serving.metrics import ServiceGauges
         from serving.scorers import ENTITIES, PollingReloader, RegistryWatcher
         from stores.audit_log import AuditLog
@@ -89,7 +95,7 @@ class TriageService:
         self.settings = settings = TriageSettings()
         names = {entity: settings.model_name(entity) for entity in ENTITIES}
         self.watcher = RegistryWatcher(MlflowClient(settings.tracking_uri), names, settings.serving_alias,
-                                       shadow=settings.shadow)
+                                       shadow=settings.shadow, attribution=Attribution(settings.reasons_attribution))
         engine = make_engine(settings.database_url)
         create_all(engine)
         # one spool folder per worker process: a spool is locked to one writer
@@ -105,9 +111,11 @@ class TriageService:
             self.reloader.start()
         self.gauges = ServiceGauges(settings.home / "monitor", self.score_log.metrics)
         self.gauges.start()
-        self.audit = AuditLog(engine)
-        # audit writes never wait on the request path; one thread keeps them in order
-        self._audit_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
+        # audit writes never wait on the request path; one thread keeps them in order and batches them
+        self.audit = AuditWriter(AuditLog(engine))
+        self.audit.start()
+        cancel_request_timers_when_done()
+        freeze_startup_heap()  # last: everything loaded above lives as long as the worker
 
     def _on_reload(self, before: Any, after: Any) -> None:
         log.info("serving %s (was %s)", after.versions(), before.versions())
@@ -116,21 +124,17 @@ class TriageService:
 
     def _audit_later(self, who: Principal, action: str, target: str, version: str | None,
                      detail: dict[str, Any]) -> None:
-        self._audit_pool.submit(self._audit, who, action, target, version, detail)
+        from stores.audit_log import AuditDraft
 
-    def _audit(self, who: Principal, action: str, target: str, version: str | None, detail: dict[str, Any]) -> None:
-        try:
-            self.audit.record(who.key_id, action, target, model_version=version,
-                              detail={"key_name": who.name, "role": who.role.value, **detail})
-        except Exception as exc:  # the audit must never fail a request; the miss is logged and counted
-            log.warning("audit %s %s not recorded: %s", action, target, type(exc).__name__)
+        self.audit.submit(AuditDraft(datetime.now(UTC), who.key_id, action, target, version,
+                                     {"key_name": who.name, "role": who.role.value, **detail}))
 
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
         self.reloader.stop()
         self.gauges.stop()
         self.score_log.close(timeout=10.0)
-        self._audit_pool.shutdown(wait=True, cancel_futures=False)
+        self.audit.close(timeout=10.0)
 
     # -- scoring ------------------------------------------------------------------------------------
     def _score(
@@ -264,7 +268,7 @@ class TriageService:
         degraded = (not metrics.store_up) or poll_error is not None
         return ServiceStatus(
             status="degraded" if degraded else "ok", models=self.watcher.current.versions(),
-            scoring_log=dataclasses.asdict(metrics),
+            scoring_log=dataclasses.asdict(metrics), audit_log=dataclasses.asdict(self.audit.stats()),
             registry_poll_error=poll_error,
         )
 
