@@ -13,7 +13,7 @@ from benchmarks.common import Percentiles, time_calls
 @dataclass(frozen=True)
 class FloorResult:
     single: Percentiles               # features + predict, 1 record
-    single_reasons: Percentiles       # + TreeSHAP top-3 reasons (1 thread, as serving.scoring), 1 record
+    single_reasons: Percentiles       # + top-3 reasons as served (the scorer's attribution), 1 record
     batch_1000: Percentiles           # features + predict, 1,000 records
     handler_single: Percentiles       # pydantic validation + model_dump + score_records + JSON, 1 record
     handler_reasons: Percentiles      # the same with reasons="all"
@@ -22,6 +22,7 @@ class FloorResult:
 
 
 def measure_floor(scorer: Any, records: Sequence[dict[str, Any]], n: int) -> FloorResult:
+    from models.attribution import Attribution
     from serving.schemas import ListingRecord, ReasonsMode
     from serving.scoring import log_entries, score_records
 
@@ -38,7 +39,7 @@ def measure_floor(scorer: Any, records: Sequence[dict[str, Any]], n: int) -> Flo
 
     def reasons_one() -> None:
         b = artifact.score_records(one(), num_threads=1)
-        artifact.reasons(b.matrix[[0]], top_k=3, num_threads=1)
+        scorer.reasons(b.matrix[[0]], top_k=3)
 
     def predict_batch() -> None:
         artifact.score_records(batch, num_threads=1)
@@ -66,9 +67,10 @@ def measure_floor(scorer: Any, records: Sequence[dict[str, Any]], n: int) -> Flo
         "booster.predict, 1 thread": time_calls(lambda: artifact.predict_margin(matrix, num_threads=1), n),
         "pred_contrib, 1 thread": time_calls(
             lambda: artifact.booster.predict(matrix, pred_contrib=True, num_threads=1), n),
-        "pred_contrib, default threads (as artifact.reasons)": time_calls(lambda: artifact.contributions(matrix), n),
-        "reasons() top-3, 1 thread (as serving.scoring)": time_calls(
-            lambda: artifact.reasons(b1.matrix[[0]], top_k=3, num_threads=1), n),
+        "path attribution, 1 row": time_calls(
+            lambda: artifact.contributions(matrix, num_threads=1, method=Attribution.PATH), n),
+        f"reasons() top-3 as served ({scorer.attribution.value})": time_calls(
+            lambda: scorer.reasons(b1.matrix[[0]], top_k=3), n),
         "log_entries() (scoring log rows, as the service)": time_calls(
             lambda: log_entries(scorer, b1, "champion", True, "r", now), n),
         "score_records() response build": time_calls(

@@ -1,6 +1,12 @@
-"""The peer baseline: a minimal FastAPI app over the same request schema and the same
-`serving.scoring.score_records`, loading the same champion from the same MLflow store.
-`uvicorn benchmarks.peer_app:app`."""
+"""The peer baseline: a minimal FastAPI app running the product's own code, so that product ÷ peer measures
+the serving framework and nothing else. `uvicorn benchmarks.peer_app:app`.
+
+It builds the service's own class outside BentoML (`TriageService.inner()`: the same settings, champion
+loading, scoring log, audit writer and start-up adjustments) and calls its `_score` method, which is the
+whole of what `/score_listings` does once BentoML has parsed the request: validation happens in FastAPI's
+request model (the same generated `ListingRecord`), then scoring, shadow scoring, the scoring log, the audit
+entry and the response model. Auth is off, as in the benchmark's BentoML runs.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,6 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
 
 from serving.schemas import MAX_RECORDS_PER_REQUEST, MAX_TOP_REASONS, ListingRecord, ReasonsMode, ScoreResponse
-from serving.scoring import score_records
 
 
 class ListingRequest(BaseModel):
@@ -23,15 +28,14 @@ class ListingRequest(BaseModel):
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    from mlflow import MlflowClient
+    from serving.service import TriageService
 
-    from models.registry import load_scorer
-    from triage.settings import TriageSettings
-
-    settings = TriageSettings()
-    client = MlflowClient(settings.tracking_uri)
-    app.state.listing_scorer = load_scorer(client, settings.model_name("listing"), alias=settings.serving_alias)
-    yield
+    service = TriageService.inner()  # type: ignore[attr-defined]
+    app.state.service = service
+    try:
+        yield
+    finally:
+        service._shutdown()
 
 
 app = FastAPI(lifespan=lifespan)
@@ -44,5 +48,8 @@ async def readyz() -> dict[str, str]:
 
 @app.post("/score_listings")
 async def score_listings(body: ListingRequest, request: Request) -> ScoreResponse:
-    scorer = request.app.state.listing_scorer
-    return score_records(scorer, [r.model_dump() for r in body.listings], body.reasons, body.top_reasons)
+    from serving.auth import ANONYMOUS
+
+    score: ScoreResponse = request.app.state.service._score(
+        "listing", body.listings, body.reasons, body.top_reasons, ANONYMOUS)
+    return score

@@ -105,5 +105,7 @@ def start_bento(target: str, env_extra: dict[str, str], log: Path, timeout: floa
 def start_peer(env_extra: dict[str, str], log: Path, timeout: float = 60.0) -> Server:
     """The FastAPI peer in one uvicorn process (no `--workers`: a supervisor adds ~44 ms per request here)."""
     port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "benchmarks.peer_app:app", "--host", "127.0.0.1", "--port", str(port)]
+    # no access log: the product service ships with BentoML's access log off
+    argv = [sys.executable, "-m", "uvicorn", "benchmarks.peer_app:app", "--host", "127.0.0.1", "--port", str(port),
+            "--no-access-log"]
     return _start("fastapi-peer", argv, env_extra, log, f"http://127.0.0.1:{port}", timeout)

@@ -89,17 +89,17 @@ def measure_server(server: Server, records: list[dict[str, Any]], budget: Budget
     return ServerResult(server.name, server.startup_seconds, c1, c16, reasons, batch, server.rss_mib())
 
 
+VARIANTS = "benchmarks.variants.service:TriageService"
 SERVERS: list[tuple[str, str, dict[str, str]]] = [
-    # (label, target, extra env); target "peer" is the FastAPI baseline
-    ("BentoML, serving/service.py as is", "serving.service:TriageService", {}),
+    # (label, target, extra env); target "peer" is the FastAPI baseline; each variant changes one shipped choice
+    ("BentoML, serving/service.py as shipped (2 workers)", "serving.service:TriageService", {}),
     ("FastAPI + uvicorn peer (1 process)", "peer", {}),
-    ("variant: cancel timeout timer", "benchmarks.variants.service:TriageService", {"BENCH_CANCEL_TIMER": "1"}),
-    ("variant: cancel timer + gc.freeze()", "benchmarks.variants.service:TriageService",
-     {"BENCH_CANCEL_TIMER": "1", "BENCH_GC_FREEZE": "1"}),
-    ("variant: cancel timer + gc.freeze() + no model_dump", "benchmarks.variants.service:TriageService",
-     {"BENCH_CANCEL_TIMER": "1", "BENCH_GC_FREEZE": "1", "BENCH_NO_DUMP": "1"}),
-    ("variant: cancel timer + gc.freeze() + 2 workers", "benchmarks.variants.service:TriageService",
-     {"BENCH_CANCEL_TIMER": "1", "BENCH_GC_FREEZE": "1", "BENCH_WORKERS": "2"}),
+    ("shipped, 1 worker", VARIANTS, {"BENCH_WORKERS": "1"}),
+    ("shipped, reasons by exact TreeSHAP", "serving.service:TriageService", {"TRIAGE_REASONS_ATTRIBUTION": "treeshap"}),
+    ("shipped, BentoML's timers kept and no gc.freeze()", VARIANTS,
+     {"BENCH_BENTOML_TIMERS": "1", "BENCH_NO_GC_FREEZE": "1"}),
+    ("shipped, access log on", VARIANTS, {"BENCH_ACCESS_LOG": "1"}),
+    ("shipped, asyncio + h11 instead of uvloop + httptools", VARIANTS, {"BENCH_ASYNCIO_H11": "1"}),
 ]
 
 
@@ -115,14 +115,19 @@ class ReasonsStudy:
     rows: int
 
 
+def _top_k(contrib: np.ndarray, k: int) -> list[list[int]]:
+    # the selection `ScorerArtifact.reasons` makes: the k largest positive contributions of each row
+    return [[int(j) for j in np.argsort(-row, kind="stable")[:k] if row[j] > 0] for row in contrib]
+
+
 def study_reasons(scorer: Any, records: list[dict[str, Any]], n: int) -> ReasonsStudy:
-    from benchmarks.fast_reasons import LeafPathAttribution, top_k
+    from models.attribution import Attribution, LeafPathAttribution
 
     artifact = scorer.artifact
     batch = artifact.score_records(records[:1000], num_threads=1)
     matrix = batch.matrix
     start = time.perf_counter()
-    path = LeafPathAttribution.from_booster(artifact.booster)
+    LeafPathAttribution.from_booster(artifact.booster)
     build = time.perf_counter() - start
     rows = iter(range(10**12))
 
@@ -130,12 +135,13 @@ def study_reasons(scorer: Any, records: list[dict[str, Any]], n: int) -> Reasons
         i = next(rows) % len(matrix)
         return matrix[i:i + 1]
 
-    shap_1t = time_calls(lambda: artifact.booster.predict(row(), pred_contrib=True, num_threads=1), n)
-    shap_default = time_calls(lambda: artifact.contributions(row()), n)
-    path_1row = time_calls(lambda: path.contributions(artifact.booster, row()), n)
-    shap = artifact.contributions(matrix)
-    approx = path.contributions(artifact.booster, matrix)
-    s3, a3 = top_k(shap, 3), top_k(approx, 3)
+    # the product's own calls: top-3 reasons of one row on one thread, as serving asks for them
+    shap_1t = time_calls(lambda: artifact.reasons(row(), top_k=3, num_threads=1, method=Attribution.TREESHAP), n)
+    shap_default = time_calls(lambda: artifact.reasons(row(), top_k=3, method=Attribution.TREESHAP), n)
+    path_1row = time_calls(lambda: artifact.reasons(row(), top_k=3, num_threads=1, method=Attribution.PATH), n)
+    shap = artifact.contributions(matrix, method=Attribution.TREESHAP)
+    approx = artifact.contributions(matrix, method=Attribution.PATH)
+    s3, a3 = _top_k(shap, 3), _top_k(approx, 3)
     top1 = np.mean([(s[:1] == a[:1]) for s, a in zip(s3, a3, strict=True)])
     top3 = np.mean([set(s) == set(a) for s, a in zip(s3, a3, strict=True)])
     return ReasonsStudy(artifact.booster.num_trees(), shap_1t, shap_default, build, path_1row, float(top1),
@@ -213,14 +219,13 @@ def parts_table(floor: FloorResult) -> str:
 
 def reasons_table(s: ReasonsStudy) -> str:
     rows = [
-        ["TreeSHAP `pred_contrib`, 1 row, 1 thread", _p(s.shap_1t), "exact"],
-        ["TreeSHAP `pred_contrib`, 1 row, default threads (num_threads=0, the artifact default)", _p(s.shap_default),
-         "exact"],
-        ["path attribution (leaf table, benchmarks/fast_reasons.py), 1 row", _p(s.path_1row),
+        ["`reasons(top_k=3)` by TreeSHAP (`pred_contrib`), 1 row, 1 thread", _p(s.shap_1t), "exact"],
+        ["the same, LightGBM's default threads (both cores)", _p(s.shap_default), "exact"],
+        ["`reasons(top_k=3)` by path attribution (models/attribution.py, shipped default), 1 row", _p(s.path_1row),
          f"sums to the raw score exactly; same top reason as TreeSHAP on {s.top1_agreement:.0%} of {s.rows} rows, "
          f"same top-3 set on {s.top3_set_agreement:.0%}; table built once in {s.path_table_build_s:.2f} s"],
     ]
-    return table([f"attribution ({s.trees} trees)", "p50 / p99 ms", "exactness"], rows)
+    return table([f"reasons of one row ({s.trees} trees)", "p50 / p99 ms", "exactness"], rows)
 
 
 def run(quick: bool, workdir: Path, write_readme: bool, only_product: bool) -> str:
@@ -235,9 +240,13 @@ def run(quick: bool, workdir: Path, write_readme: bool, only_product: bool) -> s
 
     from mlflow import MlflowClient
 
+    from models.attribution import Attribution
     from models.registry import load_scorer
+    from triage.settings import TriageSettings
 
-    scorer = load_scorer(MlflowClient(store.tracking_uri), "triage-listing-scorer")
+    # explained as the shipped service explains (its default settings)
+    attribution = Attribution(TriageSettings().reasons_attribution)
+    scorer = load_scorer(MlflowClient(store.tracking_uri), "triage-listing-scorer", attribution=attribution)
     print("[bench] in-process floor ...", flush=True)
     floor = measure_floor(scorer, records, budget.floor_calls)
     study = study_reasons(scorer, records, budget.floor_calls)

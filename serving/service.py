@@ -70,10 +70,13 @@ class ServiceStatus(BaseModel):
 
 
 @bentoml.asgi_app(ui_app(), path="/ui")
+# Two workers: one per core of the 2-core target machine. Scoring is CPU-bound Python holding the GIL, so a
+# second process is what uses the second core (benchmarks/README.md: 2.2x the records/s of one worker for
+# 1,000-record batches); each worker costs ~420 MiB. Change with BENTOML_CONFIG_OPTIONS='services.triage.workers=N'.
 # Per-request access log lines are off: every score is already in the scoring log and every request in the
 # audit log, and BentoML's request metrics stay on at /metrics. Turn them back on with
 # BENTOML_CONFIG_OPTIONS='services.triage.logging.access.enabled=true'.
-@bentoml.service(name="triage", workers=1, traffic={"timeout": 30}, logging={"access": {"enabled": False}})
+@bentoml.service(name="triage", workers=2, traffic={"timeout": 30}, logging={"access": {"enabled": False}})
 class TriageService:
     def __init__(self) -> None:
         from mlflow import MlflowClient

@@ -76,7 +76,9 @@ def start_bento_server(
 ) -> RunningServer:
     port = free_port()
     # the tests of other features run without keys; tests/test_auth*.py switch auth on
-    env = os.environ | {"TRIAGE_AUTH": "off"} | env_extra
+    # one worker: tests address one process's state (its /reload, its /status counts); tests of several
+    # workers pass their own BENTOML_CONFIG_OPTIONS
+    env = os.environ | {"TRIAGE_AUTH": "off", "BENTOML_CONFIG_OPTIONS": "services.triage.workers=1"} | env_extra
     bentoml = Path(sys.executable).parent / "bentoml"
     with log.open("wb") as out:
         process = subprocess.Popen(
