@@ -199,6 +199,39 @@ def main_table(ours: ServerResult, peer: ServerResult, floor: FloorResult) -> st
     return table(header, rows)
 
 
+def _median_by(results: list[LoadResult], key: Any) -> LoadResult:
+    # the lower median for an even count: the conservative figure for a throughput
+    ordered = sorted(results, key=key)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def median_result(rounds: list[ServerResult]) -> ServerResult:
+    """Each measure from the round with its median figure (throughput for loads, p50 for reasons); errors of
+    every round are kept in view by the spread table."""
+    def rps(r: LoadResult) -> float:
+        return r.requests_per_second
+
+    first = rounds[0]
+    return ServerResult(
+        first.name, float(np.median([r.startup_seconds for r in rounds])),
+        _median_by([r.c1 for r in rounds], rps), _median_by([r.c16 for r in rounds], rps),
+        _median_by([r.reasons for r in rounds], lambda r: -r.latency.p50_ms),
+        _median_by([r.batch for r in rounds], rps), rounds[-1].rss_mib)
+
+
+def spread_table(servers: list[tuple[str, str, dict[str, str]]], rounds_of: dict[str, list[ServerResult]]) -> str:
+    rows = []
+    for label, _, _ in servers:
+        rs = rounds_of[label]
+        rows.append([label,
+                     " / ".join(fmt(r.c1.latency.p50_ms) for r in rs),
+                     " / ".join(fmt(r.c16.requests_per_second, 0) for r in rs),
+                     " / ".join(fmt(r.batch.records_per_second, 0) for r in rs),
+                     str(sum(r.c1.errors + r.c16.errors + r.reasons.errors + r.batch.errors for r in rs))])
+    return table(["server", "c=1 p50 ms, each round", "c=16 req/s, each round", "batch records/s, each round",
+                  "errors, all rounds"], rows)
+
+
 def variants_table(results: list[ServerResult]) -> str:
     rows = []
     for r in results:
@@ -228,7 +261,7 @@ def reasons_table(s: ReasonsStudy) -> str:
     return table([f"reasons of one row ({s.trees} trees)", "p50 / p99 ms", "exactness"], rows)
 
 
-def run(quick: bool, workdir: Path, write_readme: bool, only_product: bool) -> str:
+def run(quick: bool, workdir: Path, write_readme: bool, only_product: bool, rounds: int) -> str:
     budget = QUICK if quick else FULL
     info = machine_description()
     t0 = time.perf_counter()
@@ -251,21 +284,26 @@ def run(quick: bool, workdir: Path, write_readme: bool, only_product: bool) -> s
     floor = measure_floor(scorer, records, budget.floor_calls)
     study = study_reasons(scorer, records, budget.floor_calls)
 
-    results: list[ServerResult] = []
     servers = SERVERS[:2] if only_product else SERVERS
-    for label, target, env in servers:
-        print(f"[bench] {label} ...", flush=True)
-        log = workdir / f"server-{len(results)}.log"
-        server = (start_peer(store.env(), log) if target == "peer"
-                  else start_bento(target, store.env() | env, log))
-        try:
-            result = measure_server(server, records, budget)
-        finally:
-            server.stop()
-        result.name = label
-        results.append(result)
-        print(f"        c1 p50 {result.c1.latency.p50_ms:.2f} ms, c16 {result.c16.requests_per_second:.0f} req/s "
-              f"p99 {result.c16.latency.p99_ms:.1f} ms, errors {result.c16.errors}", flush=True)
+    rounds_of: dict[str, list[ServerResult]] = {label: [] for label, _, _ in servers}
+    # rounds interleave the servers, so that a slow spell of a shared machine hits all of them alike
+    for round_no in range(rounds):
+        for index, (label, target, env) in enumerate(servers):
+            print(f"[bench] round {round_no + 1}/{rounds}: {label} ...", flush=True)
+            log = workdir / f"server-{index}-round-{round_no}.log"
+            server = (start_peer(store.env(), log) if target == "peer"
+                      else start_bento(target, store.env() | env, log))
+            try:
+                result = measure_server(server, records, budget)
+            finally:
+                server.stop()
+            result.name = label
+            rounds_of[label].append(result)
+            print(f"        c1 p50 {result.c1.latency.p50_ms:.2f} ms, c16 {result.c16.requests_per_second:.0f} "
+                  f"req/s p99 {result.c16.latency.p99_ms:.1f} ms, batch {result.batch.records_per_second:.0f} "
+                  f"records/s, errors {result.c16.errors}", flush=True)
+    results = [median_result(rounds_of[label]) for label, _, _ in servers]
+    spread = spread_table(servers, rounds_of)
 
     ours, peer = results[0], results[1]
     elapsed = time.perf_counter() - t0
@@ -283,8 +321,11 @@ def run(quick: bool, workdir: Path, write_readme: bool, only_product: bool) -> s
         "the work a server must do apart from HTTP. Floor requests/s are 1 ÷ mean on one core.",
         "#### Where one record's time goes (in process)",
         parts_table(floor),
-        "#### Variants of the service (benchmarks/variants/service.py), same load",
+        f"#### Variants of the service (benchmarks/variants/service.py), same load, median of {rounds} "
+        "interleaved round(s)",
         variants_table(results),
+        "Each round's figures (the machine's other load moves them; differences inside this spread are noise):",
+        spread,
         "#### Reasons: attribution cost per row",
         reasons_table(study),
     ])
@@ -300,13 +341,14 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep data, store and server logs here (default: temporary)")
     parser.add_argument("--no-readme", action="store_true", help="print the tables only")
     parser.add_argument("--product-only", action="store_true", help="skip the service variants")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over all servers (median kept)")
     args = parser.parse_args()
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        run(args.quick, args.workdir, not args.no_readme, args.product_only)
+        run(args.quick, args.workdir, not args.no_readme, args.product_only, args.rounds)
     else:
         with tempfile.TemporaryDirectory(prefix="triage-bench-") as tmp:
-            run(args.quick, Path(tmp), not args.no_readme, args.product_only)
+            run(args.quick, Path(tmp), not args.no_readme, args.product_only, args.rounds)
 
 
 if __name__ == "__main__":

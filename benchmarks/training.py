@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,49 @@ def child_train(dataset: Path, rounds: int, artifact_dir: Path) -> dict[str, Any
             "trees": artifact.booster.num_trees(), "peak_rss_mib": _max_rss_mib()}
 
 
+@dataclass(frozen=True)
+class _WideNames:
+    """What `fit_booster` reads of a feature set: the names (the model's, then the added columns) and the
+    categorical ones."""
+
+    feature_names: list[str]
+    categorical_features: list[str]
+
+
+def child_wide(dataset: Path, rounds: int, width: int) -> dict[str, Any]:
+    """The issue's width (~50 features) at this size: the listing model's own training matrix widened with
+    random numeric columns to `width`, fitted by the product's `fit_booster` with the same configuration.
+    It measures LightGBM at that width; the added columns carry no signal."""
+    import numpy as np
+
+    from features import FeatureEncoder
+    from training.datasets import load_entities
+    from training.split import TimeSplitConfig, time_split
+    from training.trainer import fit_booster
+
+    config = reference_config(rounds=rounds)
+    data = load_entities(dataset, "listing")
+    s = config.split
+    split = time_split(data, TimeSplitConfig(s.test_days, s.valid_days, s.gap_days))
+    fs = data.feature_set
+    train, valid = data.subset(split.train), data.subset(split.valid)
+    train_cols = train.columns()
+    encoder = FeatureEncoder(fs).fit(train_cols)
+    rng = np.random.default_rng(0)
+
+    def widen(matrix: np.ndarray) -> np.ndarray:
+        return np.hstack([matrix, rng.normal(size=(len(matrix), width - matrix.shape[1]))])
+
+    x_train, x_valid = widen(encoder.transform(train_cols)), widen(encoder.transform(valid.columns()))
+    names = _WideNames([*fs.feature_names, *(f"extra_{i}" for i in range(width - len(fs.feature_names)))],
+                       list(fs.categorical_features))
+    start = time.perf_counter()
+    booster, _ = fit_booster(x_train, train.label, x_valid, valid.label, names, config.lightgbm,  # type: ignore[arg-type]
+                             desc="wide")
+    return {"fit_seconds": time.perf_counter() - start, "train_rows": len(x_train), "width": width,
+            "trees": booster.num_trees(), "peak_rss_mib": _max_rss_mib()}
+
+
 def child_score(dataset: Path, artifact_dir: Path, workers: int) -> dict[str, Any]:
     """score_frame in process (all threads and 1 thread) and score_parquet on a local Dask cluster."""
     import pandas as pd
@@ -89,6 +133,16 @@ def child_score(dataset: Path, artifact_dir: Path, workers: int) -> dict[str, An
     return out
 
 
+WIDE_AT = 1_000_000
+WIDE_WIDTH = 50
+
+
+def _listing_feature_names() -> list[str]:
+    from features import LISTING_FEATURE_SET
+
+    return list(LISTING_FEATURE_SET.feature_names)
+
+
 def _run_child(*args: str) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, "-m", "benchmarks.training", "--child", *args], capture_output=True,
                           text=True, check=False)
@@ -102,6 +156,7 @@ def run(sizes: list[int], rounds: int, score_size: int | None, workdir: Path, wr
     rows = []
     t_start = time.perf_counter()
     scoring: dict[str, Any] | None = None
+    wide: dict[str, Any] | None = None
     for n in sizes:
         dataset = workdir / f"listings-{n}"
         print(f"[bench] generating {n:,} listings ...", flush=True)
@@ -112,6 +167,10 @@ def run(sizes: list[int], rounds: int, score_size: int | None, workdir: Path, wr
         rows.append([f"{n:,}", f"{trained['train_rows']:,}", str(trained["trees"]), fmt(gen["seconds"], 1),
                      fmt(trained["load_seconds"], 1), fmt(trained["fit_seconds"], 1),
                      fmt(trained["peak_rss_mib"], 0), fmt(gen["peak_rss_mib"], 0)])
+        if n == WIDE_AT:
+            print(f"[bench] training on {n:,} listings widened to {WIDE_WIDTH} columns ...", flush=True)
+            wide = _run_child("wide", str(dataset), str(rounds), str(WIDE_WIDTH))
+            print(f"        {wide}", flush=True)
         if n == score_size:
             print(f"[bench] batch scoring {n:,} listings ...", flush=True)
             scoring = _run_child("score", str(dataset), str(workdir / f"artifact-{n}"), str(os.cpu_count() or 1))
@@ -125,6 +184,13 @@ def run(sizes: list[int], rounds: int, score_size: int | None, workdir: Path, wr
         table(["listings", "train rows", "trees kept", "generate s", "load + split s", "fit s", "fit peak RSS MiB",
                "generate peak RSS MiB"], rows),
     ]
+    if wide is not None:
+        parts.append(
+            f"The issue's width at {WIDE_AT:,} listings: the same training matrix ({wide['train_rows']:,} rows) "
+            f"widened to {wide['width']} columns with random numeric ones, fitted by `fit_booster` with the same "
+            f"configuration ({wide['trees']} trees): **{wide['fit_seconds']:.1f} s**, peak RSS "
+            f"{wide['peak_rss_mib']:,.0f} MiB (LightGBM only: the product's feature pipeline has "
+            f"{len(_listing_feature_names())} features).")
     if scoring is not None:
         n = scoring["rows"]
         parts += [
@@ -155,6 +221,8 @@ def main() -> None:
             result = child_generate(Path(a[0]), int(a[1]))
         elif kind == "train":
             result = child_train(Path(a[0]), int(a[1]), Path(a[2]))
+        elif kind == "wide":
+            result = child_wide(Path(a[0]), int(a[1]), int(a[2]))
         else:
             result = child_score(Path(a[0]), Path(a[1]), int(a[2]))
         print(json.dumps(result))
