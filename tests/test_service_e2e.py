@@ -9,8 +9,10 @@ from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
 from features import ACCOUNT_FEATURE_SET, LISTING_FEATURE_SET, columns_from_frame
+from models.attribution import Attribution
 from models.registry import load_scorer
 from serving.client import ScoringClient, records_for_api
+from serving.schemas import ListingRecord
 from tests.conftest import RunningServer, TrainedStore
 from training.datasets import load_entities
 from training.split import TimeSplitConfig, time_split
@@ -65,6 +67,18 @@ def test_reasons_on_request_are_reviewer_readable(bento_server: RunningServer, t
     assert response.status_code == 200, response.text
     payload = response.json()
     assert payload["model"]["name"] == trained_store.listing.model_name
+    # the shipped default explains by path attribution, and says so; the same reasons as in process
+    assert payload["model"]["reasons_attribution"] == "path"
+    scorer = load_scorer(MlflowClient(trained_store.settings.tracking_uri), trained_store.listing.model_name,
+                         attribution=Attribution.PATH)
+    # as the service sees them: validated (timestamps parsed) and dumped
+    validated = [ListingRecord.model_validate(r).model_dump() for r in body["listings"]]
+    matrix = scorer.artifact.score_records(validated).matrix
+    expected = [[(r.feature, r.contribution) for r in row] for row in scorer.reasons(matrix, top_k=4)]
+    served = [[(r["feature"], r["contribution"]) for r in result["reasons"]] for result in payload["results"]]
+    assert [[f for f, _ in row] for row in served] == [[f for f, _ in row] for row in expected]
+    np.testing.assert_allclose([c for row in served for _, c in row], [c for row in expected for _, c in row],
+                               rtol=1e-9, atol=1e-12)
     for result in payload["results"]:
         assert result["reasons"] is not None and len(result["reasons"]) <= 4
         contributions = [reason["contribution"] for reason in result["reasons"]]
