@@ -62,7 +62,8 @@ def test_http_scores_equal_in_process_scores(bento_server: RunningServer, traine
 
 def test_reasons_on_request_are_reviewer_readable(bento_server: RunningServer, trained_store: TrainedStore) -> None:
     later = _later_window(trained_store, "listing", 50)
-    body = {"listings": records_for_api(later.frame, LISTING_FEATURE_SET)[:5], "reasons": "all", "top_reasons": 4}
+    listings = records_for_api(later.frame, LISTING_FEATURE_SET)[:5]
+    body = {"listings": listings, "reasons": "all", "top_reasons": 4}
     response = httpx.post(f"{bento_server.url}/score_listings", json=body, timeout=30)
     assert response.status_code == 200, response.text
     payload = response.json()
@@ -72,7 +73,7 @@ def test_reasons_on_request_are_reviewer_readable(bento_server: RunningServer, t
     scorer = load_scorer(MlflowClient(trained_store.settings.tracking_uri), trained_store.listing.model_name,
                          attribution=Attribution.PATH)
     # as the service sees them: validated (timestamps parsed) and dumped
-    validated = [ListingRecord.model_validate(r).model_dump() for r in body["listings"]]
+    validated = [ListingRecord.model_validate(r).model_dump() for r in listings]
     matrix = scorer.artifact.score_records(validated).matrix
     expected = [[(r.feature, r.contribution) for r in row] for row in scorer.reasons(matrix, top_k=4)]
     served = [[(r["feature"], r["contribution"]) for r in result["reasons"]] for result in payload["results"]]
