@@ -75,7 +75,8 @@ class RegistryWatcher:
             if shadow_version is not None and shadow_version != champions[entity].version:
                 shadow_before = previous.challengers.get(entity) if previous else None
                 challengers[entity] = reuse_or_load(entity, CHALLENGER, shadow_version, shadow_before)
-        return ScorerSet(champions=champions, challengers=challengers)
+        # only champions explain (challengers are shadow-scored and logged), so only they are warmed
+        return ScorerSet(champions={e: s.warm() for e, s in champions.items()}, challengers=challengers)
 
     def refresh(self, on_change: Callable[[ScorerSet, ScorerSet], None] | None = None) -> bool:
         """Reload if any alias moved; returns whether the set changed. Safe to call from any thread."""
