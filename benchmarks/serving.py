@@ -100,6 +100,8 @@ SERVERS: list[tuple[str, str, dict[str, str]]] = [
      {"BENCH_BENTOML_TIMERS": "1", "BENCH_NO_GC_FREEZE": "1"}),
     ("shipped, access log on", VARIANTS, {"BENCH_ACCESS_LOG": "1"}),
     ("shipped, asyncio + h11 instead of uvloop + httptools", VARIANTS, {"BENCH_ASYNCIO_H11": "1"}),
+    ("adaptive batching (batchable endpoint, 1 worker, batches ≤ 64, ≤ 10 ms)",
+     "benchmarks.variants.batching:BatchingTriage", {}),
 ]
 
 
