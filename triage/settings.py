@@ -34,7 +34,7 @@ class TriageSettings(BaseSettings):
     )
     reasons_attribution: Literal["path", "treeshap"] = Field(
         "path", description="How the service attributes scores to reasons: path (per-leaf path attribution, "
-        "~0.1 ms/row, approximate) or treeshap (exact TreeSHAP, ~7 ms/row); models/attribution.py"
+        "~0.2 ms/row, approximate) or treeshap (exact TreeSHAP, ~7-9 ms/row); models/attribution.py"
     )
     queue_window_days: int = Field(14, ge=1, description="How far back the queue looks for open cases")
     policy_config: Path | None = Field(None, description="Queue policy JSON/YAML (policy/config.py); default built in")
