@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import generate_dataset, machine_description, machine_markdown, reference_config, time_calls
-from benchmarks.report import fmt, replace_section, table
+from benchmarks.report import fmt, publish, table
 
 
 def run(workdir: Path, write_readme: bool) -> str:
@@ -85,10 +85,7 @@ def run(workdir: Path, write_readme: bool) -> str:
             ["1,000 rows, lleaves", us(batch_lleaves)],
         ]),
     ])
-    print("\n" + body + "\n")
-    if write_readme:
-        replace_section("compiled", body)
-    return body
+    return publish("compiled", body, write_readme)
 
 
 def main() -> None:

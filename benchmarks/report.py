@@ -20,6 +20,14 @@ def replace_section(name: str, body: str, path: Path = README) -> None:
     path.write_text(text)
 
 
+def publish(name: str, body: str, write_readme: bool) -> str:
+    """Print a benchmark's tables and, unless told not to, write them into its section of the README."""
+    print("\n" + body + "\n")
+    if write_readme:
+        replace_section(name, body)
+    return body
+
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]

@@ -32,7 +32,7 @@ from benchmarks.common import (
 )
 from benchmarks.floor import FloorResult, measure_floor
 from benchmarks.loadgen import LoadResult, run_load
-from benchmarks.report import fmt, replace_section, table
+from benchmarks.report import fmt, publish, table
 from benchmarks.servers import Server, start_bento, start_peer
 
 
@@ -335,10 +335,7 @@ def run(quick: bool, workdir: Path, write_readme: bool, only_product: bool, roun
         "#### Reasons: attribution cost per row",
         reasons_table(study),
     ])
-    print("\n" + body + "\n")
-    if write_readme:
-        replace_section("serving", body)
-    return body
+    return publish("serving", body, write_readme)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import generate_dataset, machine_description, machine_markdown, reference_config
-from benchmarks.report import fmt, replace_section, table
+from benchmarks.report import fmt, publish, table
 
 
 def _max_rss_mib() -> float:
@@ -208,10 +208,7 @@ def run(sizes: list[int], rounds: int, score_size: int | None, workdir: Path, wr
             ]),
         ]
     body = "\n\n".join(parts)
-    print("\n" + body + "\n")
-    if write_readme:
-        replace_section("training", body)
-    return body
+    return publish("training", body, write_readme)
 
 
 def main() -> None:
