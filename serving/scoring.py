@@ -30,17 +30,13 @@ def log_entries(
     """What the scoring log keeps of each result: the exact model row, so that retraining sees the features
     as they were when scored."""
     artifact = scorer.artifact
-    entity, schema, name, version = EntityType(artifact.entity), artifact.schema_hash, scorer.name, scorer.version
-    model_alias = ModelAlias(alias)
-    return [
-        ScoreRecord(
-            scored_at=now, entity_type=entity, entity_id=str(batch.ids[i]), model_name=name, model_version=version,
-            model_alias=model_alias, served=served, probability=float(batch.probability[i]),
-            score=float(batch.score[i]), tier=str(batch.tier[i]), expected_loss=float(batch.expected_loss[i]),
-            feature_vector=tuple(batch.matrix[i].tolist()), feature_names_hash=schema, request_id=request_id,
-        )
-        for i in range(len(batch.ids))
-    ]
+    return ScoreRecord.from_columns(
+        scored_at=now, entity_type=EntityType(artifact.entity), model_name=scorer.name,
+        model_version=scorer.version, model_alias=ModelAlias(alias), served=served,
+        feature_names_hash=artifact.schema_hash, request_id=request_id, entity_ids=[str(i) for i in batch.ids],
+        probability=batch.probability, score=batch.score, tier=[str(t) for t in batch.tier],
+        expected_loss=batch.expected_loss, features=batch.matrix,
+    )
 
 
 def score_batch(scorer: LoadedScorer, records: Sequence[Mapping[str, Any]]) -> ScoreBatch:

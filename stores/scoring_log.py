@@ -1,10 +1,10 @@
 """The scoring log: a non-blocking, spooling writer for served scores and the queries that read them.
 
 Data path: ``submit`` appends to a bounded in-memory queue and returns. A store thread inserts batches
-(``executemany``, duplicates by ``id`` ignored so retries are idempotent). When the store fails, the
-failed batch and, from then on, the in-memory backlog are moved by a spill thread to the local spool
-(``stores.spool``), and the store thread probes with backoff by replaying the spool. A row is counted
-as ``dropped`` only if it could neither be stored nor spooled, and that is logged as an error.
+(multi-row statements, ``stores.score_insert``; duplicates by ``id`` ignored so retries are idempotent).
+When the store fails, the failed batch and, from then on, the in-memory backlog are moved by a spill thread
+to the local spool (``stores.spool``), and the store thread probes with backoff by replaying the spool. A row
+is counted as ``dropped`` only if it could neither be stored nor spooled, and that is logged as an error.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from stores.records import (
@@ -35,6 +33,7 @@ from stores.records import (
     feature_array,
 )
 from stores.schema import scores
+from stores.score_insert import ScoreInsert
 from stores.spool import ReplayBatch, ScoreSpool
 
 logger = logging.getLogger(__name__)
@@ -63,15 +62,6 @@ class StoreRowError(Exception):
     """The store refused specific rows (constraint or data error): retrying the same rows cannot help."""
 
 
-def insert_ignoring_duplicates(dialect_name: str) -> sa.Insert:
-    """``INSERT ... ON CONFLICT (id) DO NOTHING`` so a replayed or retried row is stored once."""
-    if dialect_name == "postgresql":
-        return postgresql.insert(scores).on_conflict_do_nothing(index_elements=[scores.c.id])
-    if dialect_name == "sqlite":
-        return sqlite.insert(scores).on_conflict_do_nothing(index_elements=[scores.c.id])
-    raise ValueError(f"scoring log supports sqlite and postgresql, not {dialect_name!r}")
-
-
 class ScoringLogWriter:
     """Background writer for ``ScoreRecord``s; ``submit`` never blocks on, or raises because of, the store.
 
@@ -84,7 +74,7 @@ class ScoringLogWriter:
         engine: Engine,
         spool_dir: Path,
         *,
-        batch_size: int = 500,
+        batch_size: int = 2_000,
         flush_interval_s: float = 0.2,
         max_backlog: int = 50_000,
         spill_threshold: int | None = None,
@@ -95,7 +85,7 @@ class ScoringLogWriter:
         if batch_size < 1 or max_backlog < 1:
             raise ValueError("batch_size and max_backlog must be at least 1")
         self._engine = engine
-        self._insert = insert_ignoring_duplicates(engine.dialect.name)
+        self._insert = ScoreInsert(engine)
         self._spool = ScoreSpool(spool_dir, segment_max_rows=segment_max_rows)
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
@@ -364,9 +354,8 @@ class ScoringLogWriter:
         return len(batch)
 
     def _insert_rows(self, batch: Sequence[ScoreRecord]) -> None:
-        rows: list[dict[str, Any]] = [record.to_row() for record in batch]
         with self._engine.begin() as connection:
-            connection.execute(self._insert, rows)
+            self._insert.insert(connection, batch)
 
     def _reject_lines(self, lines: Sequence[str], reason: str) -> None:
         if not lines:
