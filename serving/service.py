@@ -93,6 +93,7 @@ class TriageService:
         from stores.engine import make_engine
         from stores.schema import create_all
         from stores.scoring_log import ScoringLogReader, ScoringLogWriter
+        from stores.spool import adopt_orphaned_spools, worker_spool_dir
         from triage.settings import TriageSettings
 
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -102,8 +103,11 @@ class TriageService:
                                        shadow=settings.shadow, attribution=Attribution(settings.reasons_attribution))
         engine = make_engine(settings.database_url)
         create_all(engine)
-        # one spool folder per worker process: a spool is locked to one writer
-        self.score_log = ScoringLogWriter(engine, settings.spool_dir / f"worker-{os.getpid()}")
+        # one spool folder per worker process (a spool is locked to one writer); rows left in the folders of
+        # workers that stopped are taken over and replayed by this one
+        spool = worker_spool_dir(settings.spool_dir, os.getpid())
+        adopt_orphaned_spools(settings.spool_dir, spool)
+        self.score_log = ScoringLogWriter(engine, spool)
         self.log_reader = ScoringLogReader(engine)
         self.decisions = DecisionStore(engine)
         policy_config = (

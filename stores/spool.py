@@ -7,11 +7,12 @@ deletes a segment only after all its rows are committed. Lines that cannot be de
 
 One process per spool directory: an exclusive ``flock`` on ``LOCK`` is held for the spool's lifetime,
 so two service workers pointed at the same directory fail at start-up instead of replaying (and deleting)
-each other's segments.
+each other's segments. A stopped worker's folder is taken over by a new worker (``adopt_orphaned_spools``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 SEGMENT_GLOB = "segment-*.jsonl"
 REJECTED_FILE = "rejected.jsonl"
 LOCK_FILE = "LOCK"
+WORKER_PREFIX = "worker-"
 
 
 class SpoolLockedError(RuntimeError):
@@ -193,3 +195,62 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def worker_spool_dir(root: Path, pid: int) -> Path:
+    """The spool folder of one service worker process."""
+    return root / f"{WORKER_PREFIX}{pid}"
+
+
+def adopt_orphaned_spools(root: Path, into: Path) -> int:
+    """Move the segments of every spool folder under ``root`` that no live writer holds into ``into`` (call it
+    before opening ``into``'s spool, which then replays them); returns the rows moved.
+
+    Worker folders are named by process id, so after a restart no new worker would ever open a stopped
+    worker's folder again and its spooled rows would never reach the store. A folder is only taken when its
+    lock can be taken; it is removed only when its worker process no longer exists, because a worker that is
+    just starting may not have locked its folder yet.
+    """
+    into.mkdir(parents=True, exist_ok=True)
+    moved = 0
+    for folder in sorted(root.glob(f"{WORKER_PREFIX}*")):
+        if folder.resolve() == into.resolve() or not (folder / LOCK_FILE).is_file():
+            continue
+        try:
+            handle = ScoreSpool._acquire_directory_lock(folder / LOCK_FILE)
+        except SpoolLockedError:
+            continue  # a live writer's
+        try:
+            for segment in sorted(folder.glob(SEGMENT_GLOB)):
+                target = into / segment.name
+                if target.exists():
+                    target = into / f"{segment.stem}-{folder.name}.jsonl"
+                moved += _count_lines(segment)
+                segment.rename(target)
+            rejected = folder / REJECTED_FILE
+            if rejected.exists():
+                rejected.rename(into / f"rejected-from-{folder.name}.jsonl")
+            _fsync_directory(into)
+            _fsync_directory(folder)
+            if not _process_exists(folder.name.removeprefix(WORKER_PREFIX)):
+                (folder / LOCK_FILE).unlink()
+                with contextlib.suppress(OSError):  # something else is in it: leave it for a human
+                    folder.rmdir()
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+    if moved:
+        logger.warning("adopted %d spooled score rows from stopped workers' spools under %s", moved, root)
+    return moved
+
+
+def _process_exists(pid_text: str) -> bool:
+    if not pid_text.isdigit():
+        return True  # not a worker folder this module named: never remove it
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
