@@ -10,7 +10,6 @@ than many of one entry.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -40,7 +39,12 @@ class AuditWriter:
         self._audit = audit
         self._max = max_per_write
         self._linger = linger_seconds
-        self._queue: queue.SimpleQueue[AuditDraft | None] = queue.SimpleQueue()
+        # A list under a lock rather than a queue: a queue wakes the writer thread on every put, and each
+        # wake-up takes the GIL from the request thread; here only the first entry after a write wakes it.
+        self._lock = threading.Lock()
+        self._pending: list[AuditDraft] = []
+        self._closing = False
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._stats_lock = threading.Lock()
         self._stats = AuditWriterStats()
@@ -49,7 +53,11 @@ class AuditWriter:
         self._thread.start()
 
     def submit(self, draft: AuditDraft) -> None:
-        self._queue.put(draft)
+        with self._lock:
+            self._pending.append(draft)
+            first = len(self._pending) == 1
+        if first:
+            self._wake.set()
 
     def stats(self) -> AuditWriterStats:
         with self._stats_lock:
@@ -57,32 +65,26 @@ class AuditWriter:
 
     def close(self, timeout: float = 10.0) -> None:
         if self._thread.is_alive():
-            self._queue.put(None)
+            with self._lock:
+                self._closing = True
+            self._wake.set()
             self._thread.join(timeout)
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            batch, stop = self._drain(first)
-            if batch:
-                self._write(batch)
-            if stop:
+            self._wake.wait()
+            with self._lock:
+                closing = self._closing
+            if not closing:
+                time.sleep(self._linger)  # let a busy worker's entries gather into one transaction
+            with self._lock:
+                pending, self._pending = self._pending, []
+                closing = self._closing
+                self._wake.clear()
+            for start in range(0, len(pending), self._max):
+                self._write(pending[start:start + self._max])
+            if closing:
                 return
-
-    def _drain(self, first: AuditDraft | None) -> tuple[list[AuditDraft], bool]:
-        if first is None:
-            return [], True
-        batch = [first]
-        deadline = time.monotonic() + self._linger
-        while len(batch) < self._max:
-            try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if item is None:
-                return batch, True
-            batch.append(item)
-        return batch, False
 
     def _write(self, batch: list[AuditDraft]) -> None:
         try:
