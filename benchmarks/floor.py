@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Percentiles, time_calls
@@ -18,13 +19,18 @@ class FloorResult:
     handler_single: Percentiles       # pydantic validation + model_dump + score_records + JSON, 1 record
     handler_reasons: Percentiles      # the same with reasons="all"
     handler_batch_1000: Percentiles   # the same for 1,000 records, reasons="none"
+    # + the scoring log's rows for them (log_entries, then inserted and committed into a SQLite file here)
+    handler_batch_1000_logged: Percentiles
     parts_us: dict[str, float]        # median cost of each step for one record, microseconds
 
 
-def measure_floor(scorer: Any, records: Sequence[dict[str, Any]], n: int) -> FloorResult:
+def measure_floor(scorer: Any, records: Sequence[dict[str, Any]], n: int, log_db: Path) -> FloorResult:
     from models.attribution import Attribution
     from serving.schemas import ListingRecord, ReasonsMode
-    from serving.scoring import log_entries, score_records
+    from serving.scoring import log_entries, score_batch, score_records, score_response
+    from stores.engine import make_engine
+    from stores.schema import create_all
+    from stores.score_insert import ScoreInsert
 
     artifact = scorer.artifact
     singles = [[r] for r in records[:200]]
@@ -47,6 +53,17 @@ def measure_floor(scorer: Any, records: Sequence[dict[str, Any]], n: int) -> Flo
     def handler(recs: list[dict[str, Any]], mode: ReasonsMode) -> None:
         validated = [ListingRecord.model_validate(r) for r in recs]
         score_records(scorer, [v.model_dump() for v in validated], mode, 3).model_dump_json()
+
+    engine = make_engine(f"sqlite:///{log_db}")
+    create_all(engine)
+    insert = ScoreInsert(engine)
+
+    def handler_logged(recs: list[dict[str, Any]]) -> None:
+        validated = [ListingRecord.model_validate(r) for r in recs]
+        scored = score_batch(scorer, [v.model_dump() for v in validated])
+        with engine.begin() as connection:
+            insert.insert(connection, log_entries(scorer, scored, "champion", True, "r", datetime.now(UTC)))
+        score_response(scorer, scored, ReasonsMode.NONE, 3).model_dump_json()
 
     # step costs for one record, to see where the time goes
     now = datetime.now(UTC)
@@ -84,5 +101,6 @@ def measure_floor(scorer: Any, records: Sequence[dict[str, Any]], n: int) -> Flo
         handler_single=time_calls(lambda: handler(one(), ReasonsMode.NONE), n),
         handler_reasons=time_calls(lambda: handler(one(), ReasonsMode.ALL), n),
         handler_batch_1000=time_calls(lambda: handler(batch, ReasonsMode.NONE), max(20, n // 50), warmup=3),
+        handler_batch_1000_logged=time_calls(lambda: handler_logged(batch), max(20, n // 50), warmup=3),
         parts_us={k: v.p50_ms * 1000.0 for k, v in parts.items()},
     )

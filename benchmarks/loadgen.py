@@ -63,12 +63,20 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def _connection(host: str, port: int, requests: Sequence[bytes], offset: int, stop_at: float,
-                      budget: list[int], latencies: list[float], errors: list[int], timeout: float) -> None:
+                      budget: list[int], latencies: list[float], errors: list[int], timeout: float,
+                      reconnect: bool, connect_delay: float) -> None:
+    if connect_delay:
+        await asyncio.sleep(connect_delay)
     reader, writer = await asyncio.open_connection(host, port)
     i = offset
     try:
         while budget[0] > 0 and time.perf_counter() < stop_at:
             budget[0] -= 1
+            if reconnect and i != offset:
+                # a new connection is accepted by whichever server worker is free, as a pooled client's
+                # connections spread over workers; the connect itself is not timed
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
             start = time.perf_counter()
             try:
                 writer.write(requests[i % len(requests)])
@@ -88,7 +96,8 @@ async def _connection(host: str, port: int, requests: Sequence[bytes], offset: i
 
 
 async def _run(url: str, path: str, bodies: Sequence[bytes], concurrency: int, max_requests: int,
-               max_seconds: float, timeout: float) -> tuple[list[float], int, float]:
+               max_seconds: float, timeout: float, reconnect: bool = False,
+               connect_stagger_s: float = 0.0) -> tuple[list[float], int, float]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", int(parts.port or 80)
     if host not in ("127.0.0.1", "localhost"):
@@ -100,23 +109,32 @@ async def _run(url: str, path: str, bodies: Sequence[bytes], concurrency: int, m
     start = time.perf_counter()
     stop_at = start + max_seconds
     await asyncio.gather(*(
-        _connection(host, port, requests, k * 7919, stop_at, budget, latencies, errors, timeout)
+        _connection(host, port, requests, k * 7919, stop_at, budget, latencies, errors, timeout, reconnect,
+                    k * connect_stagger_s)
         for k in range(concurrency)
     ))
     return latencies, errors[0], time.perf_counter() - start
 
 
 def run_load(url: str, path: str, bodies: Sequence[bytes], concurrency: int, max_requests: int, max_seconds: float,
-             warmup_requests: int = 50, records_per_request: int = 1, timeout: float = 30.0) -> LoadResult:
-    """Warm up, then send up to `max_requests` within `max_seconds` from `concurrency` connections."""
+             warmup_requests: int = 50, records_per_request: int = 1, timeout: float = 30.0,
+             reconnect: bool = False, connect_stagger_s: float = 0.0) -> LoadResult:
+    """Warm up, then send up to `max_requests` within `max_seconds` from `concurrency` connections (a new
+    connection for every request if `reconnect`; connection k opened k × `connect_stagger_s` after the first).
+
+    Why stagger: server workers sharing one listening socket race to accept, and a worker that wakes first
+    accepts a whole burst of simultaneous connects, so 16 connections opened at once often all land on one of
+    two workers (measured: one worker ~1,100 CPU ticks, the other ~25). A pool that opens connections as
+    demand grows spreads them; the benchmark reports how the CPU was shared either way."""
     if warmup_requests:
-        asyncio.run(_run(url, path, bodies, concurrency, warmup_requests, max_seconds, timeout))
+        asyncio.run(_run(url, path, bodies, concurrency, warmup_requests, max_seconds, timeout, reconnect,
+                         connect_stagger_s))
     # the client's own garbage collection must not show up as server latency
     gc.collect()
     gc.freeze()
     try:
         latencies, errors, seconds = asyncio.run(
-            _run(url, path, bodies, concurrency, max_requests, max_seconds, timeout))
+            _run(url, path, bodies, concurrency, max_requests, max_seconds, timeout, reconnect, connect_stagger_s))
     finally:
         gc.unfreeze()
     return LoadResult(concurrency, len(latencies), errors, seconds, Percentiles.of(np.asarray(latencies)),

@@ -39,17 +39,36 @@ class Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
 
-    def rss_mib(self) -> dict[str, float]:
-        """Resident memory of the server's processes, by role (`worker` for the ones serving requests)."""
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) used so far by each of the server's processes, keyed like `rss_mib`."""
         out: dict[str, float] = {}
+        for key, pid in self._roles().items():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            out[key] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return out
+
+    def _roles(self) -> dict[str, int]:
+        out: dict[str, int] = {}
         for pid in _process_tree(self.process.pid):
             try:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            role = "worker" if ("_bentoml_impl.worker" in cmd or "uvicorn" in cmd) else "supervisor"
+            out[f"{role}:{pid}"] = pid
+        return out
+
+    def rss_mib(self) -> dict[str, float]:
+        """Resident memory of the server's processes, by role (`worker` for the ones serving requests)."""
+        out: dict[str, float] = {}
+        for key, pid in self._roles().items():
+            try:
                 rss_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
             except (OSError, ValueError, IndexError):
                 continue
-            role = "worker" if ("_bentoml_impl.worker" in cmd or "uvicorn" in cmd) else "supervisor"
-            key = f"{role}:{pid}"
             out[key] = rss_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
         return out
 

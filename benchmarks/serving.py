@@ -48,8 +48,8 @@ class Budget:
     floor_calls: int
 
 
-FULL = Budget(100_000, 3000, 6.0, 20_000, 10.0, 1500, 60, 2000)
-QUICK = Budget(60_000, 800, 4.0, 4000, 5.0, 400, 20, 500)
+FULL = Budget(100_000, 3000, 6.0, 20_000, 10.0, 1500, 400, 2000)
+QUICK = Budget(60_000, 800, 4.0, 4000, 5.0, 400, 150, 500)
 
 
 @dataclass
@@ -61,6 +61,11 @@ class ServerResult:
     reasons: LoadResult
     batch: LoadResult
     rss_mib: dict[str, float] = field(default_factory=dict)
+    # cores used by each worker process during the c=16 load (is the load spread over the workers?)
+    c16_worker_cores: list[float] = field(default_factory=list)
+    # the batch load's records ÷ (load seconds + seconds until the last of them was in the scoring log)
+    batch_logged_rps: float = float("nan")
+    drain_seconds: float = float("nan")
 
     @property
     def worker_rss(self) -> list[float]:
@@ -75,18 +80,55 @@ def _bodies(records: list[dict[str, Any]], reasons: str, per_request: int, n: in
     return out
 
 
-def measure_server(server: Server, records: list[dict[str, Any]], budget: Budget) -> ServerResult:
+def stored_scores(database_url: str) -> int:
+    from stores.engine import make_engine
+    from stores.scoring_log import ScoringLogReader
+
+    engine = make_engine(database_url)
+    try:
+        return ScoringLogReader(engine).count_scores()
+    finally:
+        engine.dispose()
+
+
+def wait_for_scores(database_url: str, expected: int, timeout: float = 300.0) -> float:
+    """Seconds until the scoring log holds `expected` rows (the service writes it after answering)."""
+    start = time.perf_counter()
+    while stored_scores(database_url) < expected and time.perf_counter() - start < timeout:
+        time.sleep(0.2)
+    return time.perf_counter() - start
+
+
+def measure_server(server: Server, records: list[dict[str, Any]], budget: Budget, database_url: str) -> ServerResult:
     singles = _bodies(records, "none", 1, 200)
     with_reasons = _bodies(records, "all", 1, 200)
     batches = _bodies(records, "none", 1000, 4)
     path = "/score_listings"
     c1 = run_load(server.url, path, singles, 1, budget.single_requests, budget.single_seconds)
-    c16 = run_load(server.url, path, singles, 16, budget.c16_requests, budget.c16_seconds, warmup_requests=200)
+    before = server.cpu_seconds()
+    c16 = run_load(server.url, path, singles, 16, budget.c16_requests, budget.c16_seconds, warmup_requests=200,
+                   connect_stagger_s=CONNECT_STAGGER_S)
+    after = server.cpu_seconds()
+    worker_cores = [(after[k] - before[k]) / c16.seconds for k in after if k.startswith("worker") and k in before]
     reasons = run_load(server.url, path, with_reasons, 1, budget.reasons_requests, budget.single_seconds)
-    # two connections keep the server busy while the client sends the next 1,000 records
-    batch = run_load(server.url, path, batches, 2, budget.batch_requests, budget.c16_seconds, warmup_requests=4,
-                     records_per_request=1000)
-    return ServerResult(server.name, server.startup_seconds, c1, c16, reasons, batch, server.rss_mib())
+    # Two connections keep the server busy while the client sends the next 1,000 records; a new connection per
+    # request lets whichever worker is free take it, as it would from a pool of many callers.
+    batch_warmup = 4
+    base = stored_scores(database_url)
+    run_load(server.url, path, batches, 2, batch_warmup, budget.c16_seconds, warmup_requests=0, reconnect=True)
+    # the scoring log catches up before the measured load, so the drain below is the measured load's own
+    wait_for_scores(database_url, base + 1000 * batch_warmup)
+    base = stored_scores(database_url)
+    batch = run_load(server.url, path, batches, 2, budget.batch_requests, budget.c16_seconds, warmup_requests=0,
+                     records_per_request=1000, reconnect=True)
+    drain = wait_for_scores(database_url, base + 1000 * (batch.requests - batch.errors))
+    logged = 1000 * batch.requests / (batch.seconds + drain)
+    return ServerResult(server.name, server.startup_seconds, c1, c16, reasons, batch, server.rss_mib(),
+                        worker_cores, logged, drain)
+
+
+# connection k of the c=16 load opens k × 2 ms after the first (see benchmarks/loadgen.py: run_load)
+CONNECT_STAGGER_S = 0.002
 
 
 VARIANTS = "benchmarks.variants.service:TriageService"
@@ -99,6 +141,7 @@ SERVERS: list[tuple[str, str, dict[str, str]]] = [
     ("shipped, BentoML's timers kept and no gc.freeze()", VARIANTS,
      {"BENCH_BENTOML_TIMERS": "1", "BENCH_NO_GC_FREEZE": "1"}),
     ("shipped, access log on", VARIANTS, {"BENCH_ACCESS_LOG": "1"}),
+    ("shipped, OpenTelemetry spans for scoring requests too", VARIANTS, {"BENCH_TRACE_SCORING": "1"}),
     ("shipped, asyncio + h11 instead of uvloop + httptools", VARIANTS, {"BENCH_ASYNCIO_H11": "1"}),
     ("adaptive batching (batchable endpoint, 1 worker, batches ≤ 64, ≤ 10 ms)",
      "benchmarks.variants.batching:BatchingTriage", {}),
@@ -169,6 +212,7 @@ def main_table(ours: ServerResult, peer: ServerResult, floor: FloorResult) -> st
     handler_rps = 1000.0 / floor.handler_single.mean_ms
     floor_batch = 1000.0 * 1000.0 / floor.batch_1000.mean_ms
     handler_batch = 1000.0 * 1000.0 / floor.handler_batch_1000.mean_ms
+    handler_logged = 1000.0 * 1000.0 / floor.handler_batch_1000_logged.mean_ms
     rows = [
         ["1 record, c=1: p50 / p99 ms", _p(ours.c1.latency), _p(floor.single), _p(floor.handler_single),
          _ratio(ours.c1.latency.p50_ms, floor.single.p50_ms), _p(peer.c1.latency),
@@ -183,10 +227,17 @@ def main_table(ours: ServerResult, peer: ServerResult, floor: FloorResult) -> st
         ["1 record, c=16: requests/s", rps(ours.c16), fmt(floor_rps, 0) + " (1 core)", fmt(handler_rps, 0),
          _ratio(ours.c16.requests_per_second, floor_rps), rps(peer.c16),
          _ratio(ours.c16.requests_per_second, peer.c16.requests_per_second)],
-        ["1,000-record batches (c=2): records/s", fmt(ours.batch.records_per_second, 0)
+        ["c=16: CPU of each worker, cores", ", ".join(fmt(c) for c in ours.c16_worker_cores), "", "", "",
+         ", ".join(fmt(c) for c in peer.c16_worker_cores), ""],
+        ["1,000-record batches (c=2): records/s answered", fmt(ours.batch.records_per_second, 0)
          + f" ({ours.batch.errors} errors)", fmt(floor_batch, 0) + " (1 core)", fmt(handler_batch, 0),
          _ratio(ours.batch.records_per_second, floor_batch), fmt(peer.batch.records_per_second, 0),
          _ratio(ours.batch.records_per_second, peer.batch.records_per_second)],
+        ["the same until every score is in the scoring log (SQLite): records/s",
+         fmt(ours.batch_logged_rps, 0) + f" (log done {fmt(ours.drain_seconds, 1)} s after the last answer)",
+         "", fmt(handler_logged, 0) + " (+ log rows, 1 core)", _ratio(ours.batch_logged_rps, floor_batch),
+         fmt(peer.batch_logged_rps, 0) + f" ({fmt(peer.drain_seconds, 1)} s)",
+         _ratio(ours.batch_logged_rps, peer.batch_logged_rps)],
         ["1 record with top-3 reasons, c=1: p50 / p99 ms", _p(ours.reasons.latency) + f" ({ours.reasons.errors} "
          "errors)", _p(floor.single_reasons), _p(floor.handler_reasons),
          _ratio(ours.reasons.latency.p50_ms, floor.single_reasons.p50_ms), _p(peer.reasons.latency),
@@ -204,7 +255,7 @@ def main_table(ours: ServerResult, peer: ServerResult, floor: FloorResult) -> st
     return table(header, rows)
 
 
-def _median_by(results: list[LoadResult], key: Any) -> LoadResult:
+def _median_by(results: list[Any], key: Any) -> Any:
     # the lower median for an even count: the conservative figure for a throughput
     ordered = sorted(results, key=key)
     return ordered[(len(ordered) - 1) // 2]
@@ -217,11 +268,14 @@ def median_result(rounds: list[ServerResult]) -> ServerResult:
         return r.requests_per_second
 
     first = rounds[0]
+    c16_round = _median_by(rounds, lambda r: r.c16.requests_per_second)
+    logged_round = _median_by(rounds, lambda r: r.batch_logged_rps)
     return ServerResult(
         first.name, float(np.median([r.startup_seconds for r in rounds])),
-        _median_by([r.c1 for r in rounds], rps), _median_by([r.c16 for r in rounds], rps),
+        _median_by([r.c1 for r in rounds], rps), c16_round.c16,
         _median_by([r.reasons for r in rounds], lambda r: -r.latency.p50_ms),
-        _median_by([r.batch for r in rounds], rps), rounds[-1].rss_mib)
+        _median_by([r.batch for r in rounds], rps), rounds[-1].rss_mib, c16_round.c16_worker_cores,
+        logged_round.batch_logged_rps, logged_round.drain_seconds)
 
 
 def spread_table(servers: list[tuple[str, str, dict[str, str]]], rounds_of: dict[str, list[ServerResult]]) -> str:
@@ -232,9 +286,10 @@ def spread_table(servers: list[tuple[str, str, dict[str, str]]], rounds_of: dict
                      " / ".join(fmt(r.c1.latency.p50_ms) for r in rs),
                      " / ".join(fmt(r.c16.requests_per_second, 0) for r in rs),
                      " / ".join(fmt(r.batch.records_per_second, 0) for r in rs),
+                     " / ".join(fmt(r.batch_logged_rps, 0) for r in rs),
                      str(sum(r.c1.errors + r.c16.errors + r.reasons.errors + r.batch.errors for r in rs))])
     return table(["server", "c=1 p50 ms, each round", "c=16 req/s, each round", "batch records/s, each round",
-                  "errors, all rounds"], rows)
+                  "batch records/s until logged, each round", "errors, all rounds"], rows)
 
 
 def variants_table(results: list[ServerResult]) -> str:
@@ -243,11 +298,14 @@ def variants_table(results: list[ServerResult]) -> str:
         rows.append([
             r.name, _p(r.c1.latency), fmt(r.c1.requests_per_second, 0), _p(r.c16.latency),
             f"{fmt(r.c16.requests_per_second, 0)} ({r.c16.errors})", f"{fmt(r.c16.latency.mean_ms)}",
-            _p(r.reasons.latency), fmt(r.batch.records_per_second, 0), fmt(r.startup_seconds),
+            ", ".join(fmt(c) for c in r.c16_worker_cores),
+            _p(r.reasons.latency), fmt(r.batch.records_per_second, 0), fmt(r.batch_logged_rps, 0),
+            fmt(r.startup_seconds),
             ", ".join(fmt(v, 0) for v in r.worker_rss),
         ])
     header = ["server", "c=1 p50 / p99 ms", "c=1 req/s", "c=16 p50 / p99 ms", "c=16 req/s (errors)",
-              "c=16 mean ms", "reasons c=1 p50 / p99 ms", "batch records/s", "start-up s", "worker RSS MiB"]
+              "c=16 mean ms", "c=16 cores per worker", "reasons c=1 p50 / p99 ms", "batch records/s",
+              "batch records/s until logged", "start-up s", "worker RSS MiB"]
     return table(header, rows)
 
 
@@ -286,8 +344,9 @@ def run(quick: bool, workdir: Path, write_readme: bool, only_product: bool, roun
     # explained as the shipped service explains (its default settings)
     attribution = Attribution(TriageSettings().reasons_attribution)
     scorer = load_scorer(MlflowClient(store.tracking_uri), "triage-listing-scorer", attribution=attribution)
+    database_url = TriageSettings(home=store.home).database_url
     print("[bench] in-process floor ...", flush=True)
-    floor = measure_floor(scorer, records, budget.floor_calls)
+    floor = measure_floor(scorer, records, budget.floor_calls, workdir / "floor-log.db")
     study = study_reasons(scorer, records, budget.floor_calls)
 
     servers = SERVERS[:2] if only_product else SERVERS
@@ -300,7 +359,7 @@ def run(quick: bool, workdir: Path, write_readme: bool, only_product: bool, roun
             server = (start_peer(store.env(), log) if target == "peer"
                       else start_bento(target, store.env() | env, log))
             try:
-                result = measure_server(server, records, budget)
+                result = measure_server(server, records, budget, database_url)
             finally:
                 server.stop()
             result.name = label

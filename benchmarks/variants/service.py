@@ -9,6 +9,7 @@ decision the shipped service made, so the benchmark shows what that decision is 
 - BENCH_NO_GC_FREEZE=1     no `gc.freeze()` after start-up (shipped: frozen)
 - BENCH_ACCESS_LOG=1       BentoML's per-request access log on (shipped: off)
 - BENCH_ASYNCIO_H11=1      uvicorn on the asyncio loop and the h11 parser (shipped: uvloop and httptools)
+- BENCH_TRACE_SCORING=1    OpenTelemetry spans for the scoring endpoints too (shipped: excluded)
 
 `bentoml serve benchmarks.variants.service:TriageService`
 """
@@ -47,6 +48,8 @@ def apply(service: Any) -> Any:
         service.config["logging"] = {"access": {"enabled": True}}
     if _flag("BENCH_ASYNCIO_H11"):
         _force_asyncio_h11()
+    if _flag("BENCH_TRACE_SCORING"):
+        service.config["tracing"] = {"excluded_urls": None}
     if "BENCH_WORKERS" in os.environ:
         service.config["workers"] = int(os.environ["BENCH_WORKERS"])
     return service
