@@ -35,7 +35,9 @@ class LoadResult:
 
     @property
     def records_per_second(self) -> float:
-        return self.requests_per_second * self.records_per_request
+        """Records of the requests answered 200 only."""
+        answered = max(0, self.requests - self.errors)
+        return answered * self.records_per_request / self.seconds if self.seconds > 0 else float("nan")
 
 
 def encode_post(host: str, port: int, path: str, bodies: Sequence[bytes]) -> list[bytes]:

@@ -91,12 +91,28 @@ def stored_scores(database_url: str) -> int:
         engine.dispose()
 
 
-def wait_for_scores(database_url: str, expected: int, timeout: float = 300.0) -> float:
-    """Seconds until the scoring log holds `expected` rows (the service writes it after answering)."""
+def wait_for_scores(database_url: str, expected: int, timeout: float = 120.0) -> float:
+    """Seconds until the scoring log holds `expected` rows (the service writes it after answering); NaN if it
+    did not within `timeout`."""
     start = time.perf_counter()
-    while stored_scores(database_url) < expected and time.perf_counter() - start < timeout:
+    while stored_scores(database_url) < expected:
+        if time.perf_counter() - start > timeout:
+            return float("nan")
         time.sleep(0.2)
     return time.perf_counter() - start
+
+
+def wait_for_quiet_log(database_url: str, quiet_s: float = 1.0, timeout: float = 120.0) -> int:
+    """The scoring log's row count once it has stopped growing for `quiet_s` (earlier loads written)."""
+    start, last, since = time.perf_counter(), -1, time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        count = stored_scores(database_url)
+        if count != last:
+            last, since = count, time.perf_counter()
+        elif time.perf_counter() - since >= quiet_s:
+            break
+        time.sleep(0.2)
+    return last
 
 
 def measure_server(server: Server, records: list[dict[str, Any]], budget: Budget, database_url: str) -> ServerResult:
@@ -113,16 +129,14 @@ def measure_server(server: Server, records: list[dict[str, Any]], budget: Budget
     reasons = run_load(server.url, path, with_reasons, 1, budget.reasons_requests, budget.single_seconds)
     # Two connections keep the server busy while the client sends the next 1,000 records; a new connection per
     # request lets whichever worker is free take it, as it would from a pool of many callers.
-    batch_warmup = 4
-    base = stored_scores(database_url)
-    run_load(server.url, path, batches, 2, batch_warmup, budget.c16_seconds, warmup_requests=0, reconnect=True)
-    # the scoring log catches up before the measured load, so the drain below is the measured load's own
-    wait_for_scores(database_url, base + 1000 * batch_warmup)
-    base = stored_scores(database_url)
+    run_load(server.url, path, batches, 2, 4, budget.c16_seconds, warmup_requests=0, reconnect=True)
+    # the scoring log catches up with every earlier load first, so the drain below is the measured load's own
+    base = wait_for_quiet_log(database_url)
     batch = run_load(server.url, path, batches, 2, budget.batch_requests, budget.c16_seconds, warmup_requests=0,
                      records_per_request=1000, reconnect=True)
-    drain = wait_for_scores(database_url, base + 1000 * (batch.requests - batch.errors))
-    logged = 1000 * batch.requests / (batch.seconds + drain)
+    answered = max(0, batch.requests - batch.errors)
+    drain = wait_for_scores(database_url, base + 1000 * answered)
+    logged = 1000 * answered / (batch.seconds + drain)
     return ServerResult(server.name, server.startup_seconds, c1, c16, reasons, batch, server.rss_mib(),
                         worker_cores, logged, drain)
 
@@ -234,7 +248,8 @@ def main_table(ours: ServerResult, peer: ServerResult, floor: FloorResult) -> st
          _ratio(ours.batch.records_per_second, floor_batch), fmt(peer.batch.records_per_second, 0),
          _ratio(ours.batch.records_per_second, peer.batch.records_per_second)],
         ["the same until every score is in the scoring log (SQLite): records/s",
-         fmt(ours.batch_logged_rps, 0) + f" (log done {fmt(ours.drain_seconds, 1)} s after the last answer)",
+         fmt(ours.batch_logged_rps, 0) + (f" (log done {fmt(ours.drain_seconds, 1)} s after the last answer)"
+                                          if ours.drain_seconds == ours.drain_seconds else " (log not complete)"),
          "", fmt(handler_logged, 0) + " (+ log rows, 1 core)", _ratio(ours.batch_logged_rps, floor_batch),
          fmt(peer.batch_logged_rps, 0) + f" ({fmt(peer.drain_seconds, 1)} s)",
          _ratio(ours.batch_logged_rps, peer.batch_logged_rps)],
@@ -299,12 +314,13 @@ def variants_table(results: list[ServerResult]) -> str:
             r.name, _p(r.c1.latency), fmt(r.c1.requests_per_second, 0), _p(r.c16.latency),
             f"{fmt(r.c16.requests_per_second, 0)} ({r.c16.errors})", f"{fmt(r.c16.latency.mean_ms)}",
             ", ".join(fmt(c) for c in r.c16_worker_cores),
-            _p(r.reasons.latency), fmt(r.batch.records_per_second, 0), fmt(r.batch_logged_rps, 0),
+            _p(r.reasons.latency), f"{fmt(r.batch.records_per_second, 0)} ({r.batch.errors})",
+            fmt(r.batch_logged_rps, 0),
             fmt(r.startup_seconds),
             ", ".join(fmt(v, 0) for v in r.worker_rss),
         ])
     header = ["server", "c=1 p50 / p99 ms", "c=1 req/s", "c=16 p50 / p99 ms", "c=16 req/s (errors)",
-              "c=16 mean ms", "c=16 cores per worker", "reasons c=1 p50 / p99 ms", "batch records/s",
+              "c=16 mean ms", "c=16 cores per worker", "reasons c=1 p50 / p99 ms", "batch records/s (errors)",
               "batch records/s until logged", "start-up s", "worker RSS MiB"]
     return table(header, rows)
 
@@ -366,7 +382,7 @@ def run(quick: bool, workdir: Path, write_readme: bool, only_product: bool, roun
             rounds_of[label].append(result)
             print(f"        c1 p50 {result.c1.latency.p50_ms:.2f} ms, c16 {result.c16.requests_per_second:.0f} "
                   f"req/s p99 {result.c16.latency.p99_ms:.1f} ms, batch {result.batch.records_per_second:.0f} "
-                  f"records/s, errors {result.c16.errors}", flush=True)
+                  f"records/s, errors {result.c16.errors} (c=16), {result.batch.errors} (batches)", flush=True)
     results = [median_result(rounds_of[label]) for label, _, _ in servers]
     spread = spread_table(servers, rounds_of)
 
