@@ -71,8 +71,8 @@ class ServiceStatus(BaseModel):
 
 @bentoml.asgi_app(ui_app(), path="/ui")
 # Two workers: one per core of the 2-core target machine. Scoring is CPU-bound Python holding the GIL, so a
-# second process is what uses the second core (benchmarks/README.md: 2.1x the single-record requests/s of one
-# worker at concurrency 16); each worker costs ~420 MiB. Change with
+# second process is what uses the second core (benchmarks/README.md: 1.6x the single-record requests/s of one
+# worker at concurrency 16, the load client sharing the cores); each worker costs ~450-490 MiB. Change with
 # BENTOML_CONFIG_OPTIONS='services.triage.workers=N'.
 # Per-request access log lines are off: every score is already in the scoring log and every request in the
 # audit log, and BentoML's request metrics stay on at /metrics. Turn them back on with

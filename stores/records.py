@@ -133,8 +133,8 @@ def new_score_id() -> str:
 def new_score_ids(count: int) -> list[str]:
     """``count`` time-ordered ids: UUID version 7 (RFC 9562) as 32 hex digits, from one clock reading and one
     ``os.urandom`` call. The leading milliseconds make inserts land at the end of the primary-key index
-    instead of at random pages: on SQLite, two workers writing 2,000-row transactions stored ~2x the rows per
-    second of random (version 4) ids (benchmarks/README.md)."""
+    instead of at random pages, which is what limits two workers writing one SQLite file (benchmarks/README.md,
+    "Scoring log writes")."""
     if count <= 0:
         return []
     raw = np.frombuffer(os.urandom(16 * count), dtype=np.uint8).reshape(count, 16).copy()
@@ -219,7 +219,8 @@ class ScoreRecord:
         features: npt.ArrayLike,
     ) -> list[ScoreRecord]:
         """The records of one model call, one per row of the columns: the same rules as the constructor,
-        checked once per column instead of once per field of every record (a 1,000-row call costs ~10x less).
+        checked once per column instead of once per field of every record (several times cheaper for a
+        1,000-row call: benchmarks/README.md, "Scoring log writes").
         Raises ``ValueError`` naming the column and the first offending row."""
         entity_ids = list(entity_ids)
         tiers = list(tier)
