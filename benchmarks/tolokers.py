@@ -31,6 +31,7 @@ from training.datasets import LabelledEntities
 from training.evaluation import evaluate_window
 from training.split import TimeSplit
 from training.trainer import fit_scorer
+from triage.entities import ENTITIES
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data" / "tolokers"
@@ -207,12 +208,13 @@ def run_split(
         raise ValueError(f"unknown variant {variant!r}")
     entities = labelled(declared, table)
     best: tuple[float, ScorerArtifact, LightGBMConfig] | None = None
-    for params in grid:
-        config = TrainConfig(lightgbm=params, review_capacity_per_day={NAME: REVIEW_CAPACITY})
-        artifact, _ = fit_on_masks(entities, train, valid, config)
-        valid_auc = evaluate_window(artifact, entities.subset(valid), REVIEW_CAPACITY).model["roc_auc"]
-        if best is None or valid_auc > best[0]:
-            best = (valid_auc, artifact, params)
+    # the adapter's entity type is registered while its models train (the two variants differ in features)
+    with ENTITIES.temporarily(declared.entity_spec(review_capacity_per_day=REVIEW_CAPACITY)):
+        for params in grid:
+            artifact, _ = fit_on_masks(entities, train, valid, TrainConfig(lightgbm=params))
+            valid_auc = evaluate_window(artifact, entities.subset(valid), REVIEW_CAPACITY).model["roc_auc"]
+            if best is None or valid_auc > best[0]:
+                best = (valid_auc, artifact, params)
     assert best is not None
     seconds = time.perf_counter() - started
     valid_auc, artifact, params = best

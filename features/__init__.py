@@ -1,31 +1,24 @@
-"""The one definition of every feature, used by training and serving alike."""
+"""The one definition of every feature, used by training and serving alike.
 
-from collections.abc import Mapping
-from types import MappingProxyType
+Which feature set belongs to which entity type is the entity registry's business (`triage.entities`): look
+one up with `feature_set_for(name)`.
+"""
 
-from features.account import ACCOUNT_FEATURE_SET
 from features.encoder import FeatureEncoder
 from features.inputs import columns_from_frame, columns_from_records
-from features.listing import LISTING_FEATURE_SET
-from features.schema import Entity, FeatureKind, FeatureSet, FeatureSpec, FieldKind, RawField
-
-FEATURE_SETS: Mapping[Entity, FeatureSet] = MappingProxyType(
-    {Entity.LISTING: LISTING_FEATURE_SET, Entity.ACCOUNT: ACCOUNT_FEATURE_SET}
-)
+from features.schema import FeatureKind, FeatureSet, FeatureSpec, FieldKind, RawField
+from triage.entities import ENTITIES
 
 
-def feature_set_for(entity: str | Entity) -> FeatureSet:
-    try:
-        return FEATURE_SETS[Entity(entity)]
-    except ValueError:
-        raise ValueError(f"unknown entity {entity!r}: expected one of {[e.value for e in Entity]}") from None
+def feature_set_for(entity: str) -> FeatureSet:
+    """The feature set of a scored entity type (ValueError naming the known ones otherwise)."""
+    feature_set = ENTITIES.scored(str(entity)).feature_set()
+    if not isinstance(feature_set, FeatureSet):
+        raise TypeError(f"entity {entity!r} declares {type(feature_set).__name__} as its features, not a FeatureSet")
+    return feature_set
 
 
 __all__ = [
-    "ACCOUNT_FEATURE_SET",
-    "FEATURE_SETS",
-    "LISTING_FEATURE_SET",
-    "Entity",
     "FeatureEncoder",
     "FeatureKind",
     "FeatureSet",

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from features.context import account_age_days
 from features.exposure import account_exposure
 from features.graph import GraphFeatureConfig, graph_feature_specs, graph_raw_fields
 from features.schema import (
-    Entity,
     FeatureKind,
     FeatureSet,
     FeatureSpec,
@@ -18,8 +18,6 @@ from features.schema import (
     RawField,
     raw_column,
 )
-
-SECONDS_PER_DAY = 86_400.0
 
 ACCOUNT_GRAPH_CONFIG = GraphFeatureConfig()
 """Neighbour and group signals of the account link graph (shared devices, payments, addresses, IPs)."""
@@ -83,7 +81,7 @@ def _per_order(name: str) -> Callable[[RawColumns], np.ndarray]:
 
 
 def _age_days(c: RawColumns) -> np.ndarray:
-    return (c["observed_at"] - c["created_at"]) / SECONDS_PER_DAY
+    return account_age_days(c, "account")
 
 
 def _followers_per_day(c: RawColumns) -> np.ndarray:
@@ -241,10 +239,11 @@ ACCOUNT_FEATURES: tuple[FeatureSpec, ...] = (
 )
 
 ACCOUNT_FEATURE_SET = FeatureSet(
-    entity=Entity.ACCOUNT,
+    entity="account",
     id_field="account_id",
     time_field="observed_at",
     inputs=ACCOUNT_INPUTS,
     exposure=account_exposure,
     features=ACCOUNT_FEATURES,
+    graph=ACCOUNT_GRAPH_CONFIG,
 )

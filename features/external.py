@@ -14,7 +14,8 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from features.schema import Entity, FeatureKind, FeatureSet, FeatureSpec, FieldKind, RawColumns, RawField
+from features.schema import FeatureKind, FeatureSet, FeatureSpec, FieldKind, RawColumns, RawField
+from triage.entities import ENTITIES, EntitySpec
 
 ADAPTER_KIND = "tabular"
 DEFAULT_TIME_FIELD = "observed_at"
@@ -55,7 +56,7 @@ class TabularAdapter:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(self, "descriptions", dict(self.descriptions))
         object.__setattr__(self, "reasons", dict(self.reasons))
-        if self.name in {e.value for e in Entity}:
+        if self.name in ENTITIES and not _is_adapter(ENTITIES.get(self.name)):
             raise ValueError(f"{self.name!r} is a built-in entity: name the external table differently")
         features = [*self.numeric, *self.categorical]
         if len(set(features)) != len(features):
@@ -99,18 +100,29 @@ class TabularAdapter:
             for c in self.categorical
         ]
         return FeatureSet(
-            # FeatureSet.entity is annotated as the built-in Entity enum; an adapter's entity is its own name
-            # (a str, which is what every consumer reads through str(entity)) until the annotation is widened
-            entity=cast(Entity, self.name),
+            entity=self.name,
             id_field=self.id_field,
             time_field=self.effective_time_field,
             inputs=tuple(inputs),
             features=tuple(features),
             exposure=_exposure(self.exposure_field),
+            declaration=self.to_dict(),
         )
 
     def _describe(self, column: str) -> str:
         return self.descriptions.get(column, column)
+
+    # -- the entity registry -----------------------------------------------------------------------
+    def entity_spec(self, review_capacity_per_day: int = 100, handle_minutes: float = 10.0) -> EntitySpec:
+        """This table as an entity type of the registry (`triage.entities`), with its feature set."""
+        return EntitySpec(name=self.name, plural=f"{self.name}s", description=f"Rows of the {self.name} table",
+                          features=self.feature_set(), review_capacity_per_day=review_capacity_per_day,
+                          handle_minutes=handle_minutes, segments=self.categorical)
+
+    def register(self, review_capacity_per_day: int = 100, handle_minutes: float = 10.0) -> EntitySpec:
+        """Register the table's entity type, so stores, policy, training and serving accept it; registering
+        the same declaration again is a no-op."""
+        return ENTITIES.register(self.entity_spec(review_capacity_per_day, handle_minutes))
 
     # -- data --------------------------------------------------------------------------------------
     def prepare(self, table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, pd.Series]:
@@ -169,6 +181,11 @@ class TabularAdapter:
 def feature_set_from_declaration(declaration: Mapping[str, Any]) -> FeatureSet:
     """Rebuild a FeatureSet from an adapter declaration stored with a model (see docs/adapters.md)."""
     return TabularAdapter.from_dict(declaration).feature_set()
+
+
+def _is_adapter(spec: EntitySpec) -> bool:
+    # built-in entity types name their feature set by import path; an adapter's carries the object itself
+    return spec.features is not None and not isinstance(spec.features, str)
 
 
 def _numeric(column: str) -> Callable[[RawColumns], np.ndarray]:

@@ -54,6 +54,8 @@ DEFAULT_IDENTIFIER_WEIGHTS: Mapping[str, float] = MappingProxyType(
 
 _STATS = ("mean", "max", "std")
 _GROUP_PREFIX = "G-"
+SOLO = "solo"
+"""The group label of an account linked to no other account."""
 _SNAPSHOT_FORMAT_VERSION = 1
 _SIGNAL_PREFIX = "signal__"
 # upper bound on the entries of one block of two-hop walks held in memory at once
@@ -109,6 +111,11 @@ class Groups:
         return pd.DataFrame(
             {"account_id": self.ids, "group_id": self.group_ids[self.labels], "group_size": self.sizes[self.labels]}
         )
+
+    def labels_of(self, solo: str = SOLO) -> pd.Series:
+        """Account id → its group id, or `solo` for an account linked to nobody (a group of one)."""
+        group = self.group_ids[self.labels]
+        return pd.Series(np.where(self.sizes[self.labels] >= 2, group, solo), index=pd.Index(self.ids, dtype=object))
 
     def members(self, group_id: str) -> list[str]:
         hits = np.flatnonzero(self.group_ids == group_id)
@@ -188,6 +195,13 @@ class LinkGraph:
         )
         adjacency = _without_diagonal(incidence @ sp.diags_array(keys["weight"].to_numpy()) @ incidence.T)
         return cls(ids=ids, adjacency=adjacency, incidence=incidence, identifier_keys=keys)
+
+    @classmethod
+    def groups_from_identifiers(cls, identifiers: pd.DataFrame, **options: Any) -> Groups:
+        """The groups of every account in an identifier table, by the same rules as the graph features (hub
+        identifiers ignored): the one group builder that features, the queue and the reports share."""
+        accounts = identifiers["account_id"].astype(str).drop_duplicates().to_numpy()
+        return cls.from_identifiers(identifiers, accounts, **options).groups
 
     @classmethod
     def from_edges(
@@ -381,9 +395,17 @@ _FIXED_TEXTS: Mapping[str, tuple[str, str]] = MappingProxyType({
 def graph_raw_fields(config: GraphFeatureConfig = GraphFeatureConfig()) -> tuple[RawField, ...]:
     """The graph columns as optional raw inputs of an entity FeatureSet (filled by `enrich_with_graph`)."""
     return tuple(
-        RawField(name, FieldKind.NUMBER, _describe(name)[0], required=False, example=0.0)
+        RawField(name, FieldKind.NUMBER, _describe(name)[0], required=False, example=0.0, computed=True)
         for name in config.output_names()
     )
+
+
+def graph_config_of(feature_set: FeatureSet) -> GraphFeatureConfig | None:
+    """The feature set's link-graph config, if its entity type has graph features."""
+    config = feature_set.graph
+    if config is not None and not isinstance(config, GraphFeatureConfig):
+        raise TypeError(f"{feature_set.entity}'s graph is a {type(config).__name__}, not a GraphFeatureConfig")
+    return config
 
 
 def graph_feature_specs(config: GraphFeatureConfig = GraphFeatureConfig()) -> tuple[FeatureSpec, ...]:

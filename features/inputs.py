@@ -17,7 +17,8 @@ from features.schema import FeatureSet, FieldKind
 Values = Sequence[Any] | pd.Series
 
 
-def _time_to_epoch_seconds(values: Values | np.ndarray) -> np.ndarray:
+def epoch_seconds(values: Values | np.ndarray) -> np.ndarray:
+    """Times (a pandas column, or a list of datetimes) as float64 epoch seconds, NaN for missing."""
     if isinstance(values, pd.Series):
         # whole microseconds fit a float64 exactly, so dividing once gives the same correctly rounded
         # seconds as datetime.timestamp() on the record path (nanoseconds would not fit)
@@ -47,7 +48,7 @@ def _strings(values: Values) -> np.ndarray:
 
 
 _CONVERTERS: Mapping[FieldKind, Callable[[Values], np.ndarray]] = {
-    FieldKind.TIME: _time_to_epoch_seconds,
+    FieldKind.TIME: epoch_seconds,
     FieldKind.NUMBER: _numbers,
     FieldKind.INTEGER: _numbers,
     FieldKind.TEXT: _strings,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from features.context import account_age_days
 from features.exposure import listing_exposure
 from features.schema import (
-    Entity,
     FeatureKind,
     FeatureSet,
     FeatureSpec,
@@ -23,8 +23,6 @@ from features.text import (
     text_length,
     uppercase_share,
 )
-
-SECONDS_PER_DAY = 86_400.0
 
 LISTING_INPUTS: tuple[RawField, ...] = (
     RawField("listing_id", FieldKind.ID, "Listing id", max_length=64, example="L00000042"),
@@ -110,10 +108,6 @@ def _price_to_reference(c: RawColumns) -> np.ndarray:
     ref = c["reference_price"]
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(ref > 0, c["price"] / ref, np.nan)
-
-
-def _seller_age_days(c: RawColumns) -> np.ndarray:
-    return (c["created_at"] - c["seller_created_at"]) / SECONDS_PER_DAY
 
 
 def _ships_abroad(c: RawColumns) -> np.ndarray:
@@ -207,7 +201,7 @@ LISTING_FEATURES: tuple[FeatureSpec, ...] = (
         "Seller account age when listing",
         "Seller account was {value:.0f} days old when listing",
         ("created_at", "seller_created_at"),
-        _seller_age_days,
+        lambda c: account_age_days(c, "listing"),
     ),
     FeatureSpec(
         "ships_abroad",
@@ -253,7 +247,7 @@ LISTING_FEATURES: tuple[FeatureSpec, ...] = (
 )
 
 LISTING_FEATURE_SET = FeatureSet(
-    entity=Entity.LISTING,
+    entity="listing",
     id_field="listing_id",
     time_field="created_at",
     inputs=LISTING_INPUTS,

@@ -19,11 +19,6 @@ RawColumns = Mapping[str, np.ndarray]
 categories as object arrays of str. Built by `features.inputs` from a frame or from JSON records."""
 
 
-class Entity(StrEnum):
-    LISTING = "listing"
-    ACCOUNT = "account"
-
-
 class FieldKind(StrEnum):
     NUMBER = "number"
     INTEGER = "integer"
@@ -50,6 +45,9 @@ class RawField:
     le: float | None = None
     max_length: int | None = None
     example: object = None
+    computed: bool = False
+    """Filled in by the product (e.g. link-graph signals from the graph snapshot), never sent by callers: the
+    API's request models leave it out."""
 
 
 @dataclass(frozen=True)
@@ -97,13 +95,20 @@ def format_reason(template: str, value: object, label: str) -> str:
 class FeatureSet:
     """The raw inputs and the ordered model features of one entity type."""
 
-    entity: Entity
+    entity: str
+    """The entity type's name in the registry (`triage.entities`)."""
     id_field: str
     time_field: str
     inputs: tuple[RawField, ...]
     features: tuple[FeatureSpec, ...]
     exposure: Callable[[RawColumns], np.ndarray]
     """Loss if the entity is a violation and nobody acts (see `features.exposure`)."""
+    graph: object = None
+    """The link-graph feature config (`features.graph.GraphFeatureConfig`) when the entity type has group and
+    neighbour features computed from a graph snapshot; None otherwise."""
+    declaration: Mapping[str, object] | None = field(default=None, compare=False)
+    """For a feature set built from data (an adapter's, `features.external`): the declaration that rebuilds
+    it, saved with every model trained on it so the model loads back without the code that declared it."""
     by_name: Mapping[str, FeatureSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -20,11 +20,13 @@ import numpy as np
 import pandas as pd
 
 from features import FeatureEncoder, FeatureSet, columns_from_frame, columns_from_records, feature_set_for
+from features.external import TabularAdapter
 from features.graph import GraphSnapshot, enrich_with_graph
 from features.schema import RawColumns, format_reason
 from models.attribution import Attribution, LeafPathAttribution
 from models.calibration import PlattCalibration
 from models.tiers import TierThresholds
+from triage.entities import ENTITIES
 
 FORMAT_VERSION = 1
 BOOSTER_FILE = "booster.txt"
@@ -249,12 +251,17 @@ class ScorerArtifact:
             "calibration": self.calibration.to_dict(),
             "tiers": self.tiers.to_dict(),
             "reason_texts": self.reason_texts,
-            "metadata": self.metadata,
+            "metadata": self._metadata_to_save(),
         }
         (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
         if self.graph is not None:
             self.graph.save(directory / GRAPH_DIR)
         return directory
+
+    def _metadata_to_save(self) -> dict[str, Any]:
+        # an adapter's feature set is data, not code: its declaration travels with the model (docs/adapters.md)
+        declaration = self.feature_set.declaration
+        return self.metadata if declaration is None else {**self.metadata, "adapter": dict(declaration)}
 
     @classmethod
     def load(cls, directory: Path) -> ScorerArtifact:
@@ -272,7 +279,7 @@ class ScorerArtifact:
                 f"scorer artifact format {manifest.get('format_version')!r} is not supported "
                 f"(expected {FORMAT_VERSION})"
             )
-        feature_set = feature_set_for(manifest["entity"])
+        feature_set = _feature_set_of(manifest)
         try:
             booster = lgb.Booster(model_file=str(booster_path))
         except lgb.basic.LightGBMError as exc:
@@ -287,3 +294,20 @@ class ScorerArtifact:
             graph=GraphSnapshot.load(directory / GRAPH_DIR).warm() if (directory / GRAPH_DIR).is_dir() else None,
         )
 
+
+def _feature_set_of(manifest: Mapping[str, Any]) -> FeatureSet:
+    """The feature set a saved artifact was trained on: rebuilt from the adapter declaration in its metadata
+    (and the adapter's entity type registered, so stores, policy and serving accept it), else the registry's."""
+    declaration = (manifest.get("metadata") or {}).get("adapter")
+    if declaration is None:
+        return feature_set_for(manifest["entity"])
+    adapter = TabularAdapter.from_dict(declaration)
+    if adapter.name != manifest["entity"]:
+        raise ValueError(f"scorer artifact is corrupt: entity {manifest['entity']!r} but adapter {adapter.name!r}")
+    if adapter.name not in ENTITIES:
+        adapter.register()
+    feature_set = feature_set_for(adapter.name)
+    if feature_set.feature_names != adapter.feature_set().feature_names:
+        raise ValueError(f"entity {adapter.name!r} is registered with features {feature_set.feature_names}, but the "
+                         f"artifact was trained on {adapter.feature_set().feature_names}")
+    return feature_set

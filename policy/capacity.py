@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from policy.cases import handle_minutes
-from policy.config import ENTITY_TYPES, TIER_NAMES, CapacityConfig, QueuePolicyConfig, SimulationConfig
+from policy.config import TIER_NAMES, CapacityConfig, QueuePolicyConfig, SimulationConfig
 from policy.ranking import QueuePolicy, RankedQueue, assign_tiers
 from policy.simulation import simulate_queue
+from triage.entities import ENTITIES
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,13 @@ class StaffingRecommendation:
 
 
 def _normalised_mix(case_mix: Mapping[str, float]) -> dict[str, float]:
-    unknown = set(case_mix) - set(ENTITY_TYPES)
+    unknown = set(case_mix) - set(ENTITIES.names())
     if unknown:
         raise ValueError(f"unknown entity types in case mix: {sorted(unknown)}")
     total = float(sum(case_mix.values()))
     if total <= 0 or any(v < 0 for v in case_mix.values()):
         raise ValueError("case mix must be non-negative with a positive total")
-    return {name: float(case_mix.get(name, 0.0)) / total for name in ENTITY_TYPES}
+    return {name: float(case_mix.get(name, 0.0)) / total for name in ENTITIES.names()}
 
 
 class CapacityPlanner:
@@ -104,7 +105,7 @@ class CapacityPlanner:
         last = n_done - 1
         return DailyCutoff(
             reviewed=n_done,
-            reviewed_by_type={name: int(done_types.get(name, 0)) for name in ENTITY_TYPES},
+            reviewed_by_type={name: int(done_types.get(name, 0)) for name in ENTITIES.names()},
             review_minutes_used=float(worked[last]) if n_done else 0.0,
             capacity_minutes=capacity_minutes,
             cutoff_priority=float(ranked.priority[last]) if n_done else math.nan,
@@ -192,7 +193,7 @@ def recommend_staff(
     arrived = arrivals["arrived_at"]
     window = arrivals.loc[(arrived >= window_start) & (arrived < window_start + pd.Timedelta(days=days))]
     counts = window.loc[_tiers_of(window, config).isin(tiers), "entity_type"].value_counts()
-    daily: dict[str, float] = {name: float(counts.get(name, 0)) / days for name in ENTITY_TYPES}
+    daily: dict[str, float] = {name: float(counts.get(name, 0)) / days for name in ENTITIES.names()}
     lower_bound = max(1, planner.staff_for_workload(daily, max_utilisation=1.0))
     cache: dict[int, tuple[float, float, float]] = {}
 

@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from policy.config import ENTITY_TYPES, HandleTimeConfig
+from policy.config import HandleTimeConfig
+from triage.entities import ENTITIES
 
 CASE_COLUMNS: tuple[str, ...] = ("case_id", "entity_type", "enqueued_at", "probability", "exposure")
 OPTIONAL_CASE_COLUMNS: tuple[str, ...] = ("risk_type", "members")
@@ -41,9 +42,9 @@ def validate_cases(cases: pd.DataFrame) -> None:
     if cases["case_id"].duplicated().any():
         dupes = cases.loc[cases["case_id"].duplicated(), "case_id"].head(5).tolist()
         raise ValueError(f"case_id must be unique in a queue; duplicated e.g. {dupes} (see upsert_cases)")
-    unknown = set(pd.unique(cases["entity_type"])) - set(ENTITY_TYPES)
+    unknown = set(pd.unique(cases["entity_type"])) - set(ENTITIES.names())
     if unknown:
-        raise ValueError(f"unknown entity_type values {sorted(map(str, unknown))}; expected {ENTITY_TYPES}")
+        raise ValueError(f"unknown entity_type values {sorted(map(str, unknown))}; expected {ENTITIES.names()}")
     if not isinstance(cases["enqueued_at"].dtype, pd.DatetimeTZDtype):
         raise ValueError("enqueued_at must be a tz-aware (UTC) timestamp column")
 
@@ -74,7 +75,7 @@ def handle_minutes(entity_type: pd.Series | np.ndarray, handle: HandleTimeConfig
         minutes[types == name] = value
     if np.isnan(minutes).any():
         unknown = sorted({str(t) for t in types[np.isnan(minutes)]})
-        raise ValueError(f"unknown entity_type values {unknown}; expected {ENTITY_TYPES}")
+        raise ValueError(f"unknown entity_type values {unknown}; expected {ENTITIES.names()}")
     return minutes
 
 

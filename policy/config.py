@@ -22,13 +22,13 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+
+from triage.entities import ENTITIES
 
 TierName = Literal["P0", "P1", "P2", "P3"]
-EntityType = Literal["listing", "account", "group"]
 
 TIER_NAMES: tuple[TierName, ...] = ("P0", "P1", "P2", "P3")
-ENTITY_TYPES: tuple[EntityType, ...] = ("listing", "account", "group")
 
 
 def _load_mapping(path: str | Path) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def _load_mapping(path: str | Path) -> dict[str, Any]:
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() in {".yaml", ".yml"}:
         try:
-            import yaml  # optional dependency: only needed for YAML configs
+            import yaml  # noqa: PLC0415 - an optional dependency, only needed for YAML configs
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError(f"reading {path} needs PyYAML; use a JSON file or install pyyaml") from exc
         data = yaml.safe_load(text)
@@ -94,20 +94,26 @@ class UrgencyBoostConfig(_ConfigModel):
     power: float = Field(default=2.0, gt=0)
 
 
-class HandleTimeConfig(_ConfigModel):
-    """Average investigator minutes to review one case of each entity type."""
+class HandleTimeConfig(RootModel[dict[str, float]]):
+    """Average investigator minutes to review one case, per entity type: a map that overrides the entity
+    registry's defaults (`triage.entities`), e.g. ``{"group": 90}``."""
 
-    listing: float = Field(default=6.0, gt=0)
-    account: float = Field(default=20.0, gt=0)
-    group: float = Field(default=60.0, gt=0)
+    model_config = ConfigDict(frozen=True)
+    root: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        for name, minutes in self.root.items():
+            ENTITIES.get(name)  # ValueError naming the known entity types
+            if not minutes > 0:
+                raise ValueError(f"handle minutes for {name!r} must be positive, got {minutes}")
+        return self
 
     def minutes(self, entity_type: str) -> float:
-        if entity_type not in ENTITY_TYPES:
-            raise ValueError(f"unknown entity_type {entity_type!r}; expected one of {ENTITY_TYPES}")
-        return float(getattr(self, entity_type))
+        return float(self.root.get(entity_type, ENTITIES.get(entity_type).handle_minutes))
 
     def as_dict(self) -> dict[str, float]:
-        return {name: self.minutes(name) for name in ENTITY_TYPES}
+        return {name: self.minutes(name) for name in ENTITIES.names()}
 
 
 class QueuePolicyConfig(_ConfigModel):

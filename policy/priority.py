@@ -20,6 +20,7 @@ import pandas as pd
 from policy.config import QueuePolicyConfig
 from policy.ranking import CaseTiming, PolicyScores, RankingPolicy
 from policy.rules import RulesBaselineConfig, RulesBaselinePolicy
+from triage.entities import group_types
 
 __all__ = [
     "ExpectedLossPolicy",
@@ -36,7 +37,7 @@ def _group_suffix(cases: pd.DataFrame) -> np.ndarray:
     suffix = np.full(len(cases), "", dtype=object)
     if "members" not in cases.columns:
         return suffix
-    is_group = (cases["entity_type"] == "group").to_numpy()
+    is_group = cases["entity_type"].isin(group_types()).to_numpy()
     if is_group.any():
         sizes = cases.loc[is_group, "members"].map(lambda m: len(m) if hasattr(m, "__len__") else 0)
         suffix[is_group] = [f" (group of {n})" if n else "" for n in sizes]

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from policy.cases import handle_minutes, ns_to_utc, require_columns, timestamps_ns, utc_now_ns
 from policy.config import TIER_NAMES, CapacityConfig, QueuePolicyConfig, SimulationConfig
@@ -160,7 +161,6 @@ def simulate_queue(
 
     steps: Iterable[int] = range(n_steps)
     if progress:
-        from tqdm.auto import tqdm
 
         steps = tqdm(steps, desc=f"simulate {policy.name}", unit="step")
     for k in steps:
@@ -415,11 +415,12 @@ def plot_comparison(
     ``result_frame`` is the output of ``compare_policies``/``summarise``; ``per_day`` is the stacked
     frame from ``per_day_frame`` (or the results mapping itself).
     """
-    import matplotlib
+    # matplotlib (~0.5 s, and a backend choice) loads only when a plot is drawn: the service imports `policy`
+    import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")  # headless; set here so importing this module has no side effects
-    import matplotlib.pyplot as plt
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter  # noqa: PLC0415
 
     daily = per_day if isinstance(per_day, pd.DataFrame) else per_day_frame(per_day)
     path = Path(path)

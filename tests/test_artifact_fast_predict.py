@@ -6,7 +6,8 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from features import LISTING_FEATURE_SET, FeatureEncoder
+from features import FeatureEncoder
+from features.listing import LISTING_FEATURE_SET
 from models.artifact import ScorerArtifact, SingleRowPredictor
 from models.calibration import PlattCalibration
 from models.tiers import TierThresholds

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,11 +11,13 @@ import pytest
 from features import FeatureEncoder, FeatureKind, FieldKind, columns_from_frame, columns_from_records
 from features.external import CONSTANT_TIME, TabularAdapter, feature_set_from_declaration
 from models.artifact import ScorerArtifact
+from models.artifact import _feature_set_of as artifact_feature_set
 from training.config import LightGBMConfig, TrainConfig
 from training.datasets import LabelledEntities
 from training.evaluation import evaluate_window
 from training.split import TimeSplit
 from training.trainer import fit_scorer
+from triage.entities import ENTITIES
 
 
 def adapter(**overrides: object) -> TabularAdapter:
@@ -107,16 +110,22 @@ def test_invalid_declarations_are_rejected(bad: dict[str, object]) -> None:
         adapter(**bad)
 
 
-def test_product_training_and_evaluation_run_unchanged_on_an_adapter() -> None:
+def test_product_training_and_evaluation_run_unchanged_on_an_adapter(tmp_path: Path) -> None:
     declared = adapter(exposure_field="volume")
+    with ENTITIES.temporarily(declared.entity_spec(review_capacity_per_day=20)):
+        _train_evaluate_save_and_load(declared, tmp_path)
+    assert "merchant" not in ENTITIES
+
+
+def _train_evaluate_save_and_load(declared: TabularAdapter, tmp_path: Path) -> None:
     frame, label, available = declared.prepare(table(1500))
     data = LabelledEntities(declared.feature_set(), frame, label, available, truth=None)
     rng = np.random.default_rng(1)
     part = rng.choice(3, len(frame), p=[0.6, 0.2, 0.2])
     split = TimeSplit(CONSTANT_TIME, CONSTANT_TIME, CONSTANT_TIME, CONSTANT_TIME, CONSTANT_TIME,
                       train=part == 0, valid=part == 1, test=np.zeros(len(frame), dtype=bool))
-    config = TrainConfig(lightgbm=LightGBMConfig(max_rounds=100, num_leaves=7),
-                         review_capacity_per_day={"merchant": 20})
+    config = TrainConfig(lightgbm=LightGBMConfig(max_rounds=100, num_leaves=7))
+    assert config.capacity("merchant") == 20  # the registered entity type's capacity
     artifact, _ = fit_scorer(data, split, config)
     assert isinstance(artifact, ScorerArtifact) and artifact.entity == "merchant"
     evaluation = evaluate_window(artifact, data.subset(part == 2), k=20)
@@ -124,3 +133,29 @@ def test_product_training_and_evaluation_run_unchanged_on_an_adapter() -> None:
     batch = artifact.score_columns(columns_from_frame(data.subset(part == 2).frame, declared.feature_set()))
     assert np.allclose(batch.exposure, data.subset(part == 2).frame["volume"])
     assert artifact.reason_texts["volume"] == "Volume {value:.0f}"  # the adapter's texts travel with the model
+    # the saved artifact carries the adapter's declaration and loads back without the code that declared it
+    saved = artifact.save(tmp_path / "merchant-scorer")
+    assert json.loads((saved / "scorer.json").read_text())["metadata"]["adapter"] == declared.to_dict()
+    test = data.subset(part == 2)
+    expected = artifact.score_frame(test.frame)
+    unregistered_load(saved, expected, test.frame)
+
+
+def unregistered_load(saved: Path, expected: pd.DataFrame, frame: pd.DataFrame) -> None:
+    """Load in a registry that does not know the adapter's entity type: the loader registers it from the
+    declaration in the artifact's metadata, and the model scores exactly as before."""
+    registered = ENTITIES.get("merchant")
+    ENTITIES._specs.pop("merchant")  # as in a new process that never declared the adapter
+    try:
+        assert "merchant" not in ENTITIES
+        loaded = ScorerArtifact.load(saved)
+        assert "merchant" in ENTITIES and loaded.entity == "merchant"
+        pd.testing.assert_frame_equal(loaded.score_frame(frame), expected)
+    finally:
+        ENTITIES._specs["merchant"] = registered
+
+
+def test_an_artifact_without_an_adapter_declaration_needs_a_registered_entity(tmp_path: Path) -> None:
+    manifest = {"entity": "merchant", "metadata": {}}
+    with pytest.raises(ValueError, match="unknown entity 'merchant'"):
+        artifact_feature_set(manifest)

@@ -6,17 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import (
-    ACCOUNT_FEATURE_SET,
-    FEATURE_SETS,
-    LISTING_FEATURE_SET,
-    FeatureEncoder,
-    FeatureKind,
-    columns_from_frame,
-    columns_from_records,
-    feature_set_for,
-)
+from features import FeatureEncoder, FeatureKind, columns_from_frame, columns_from_records, feature_set_for
+from features.account import ACCOUNT_FEATURE_SET
+from features.listing import LISTING_FEATURE_SET
 from features.text import COUNTERFEIT_TERMS, MISLEADING_TERMS, count_term_hits
+from triage.entities import ENTITIES
 
 LISTING_RECORDS = [
     {
@@ -41,7 +35,7 @@ LISTING_RECORDS = [
 
 
 def test_every_feature_is_declared_once_with_reviewer_text() -> None:
-    for feature_set in FEATURE_SETS.values():
+    for feature_set in (feature_set_for(e) for e in ENTITIES.scored_names()):
         names = feature_set.feature_names
         assert len(names) == len(set(names))
         for spec in feature_set.features:

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from features import LISTING_FEATURE_SET, columns_from_frame
+from features import columns_from_frame
+from features.listing import LISTING_FEATURE_SET
 from models.artifact import ScorerArtifact
 from models.registry import CHAMPION, ModelNotFoundError, alias_version, load_scorer
 from tests.conftest import TrainedStore, small_train_config

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from triage.entities import ENTITIES
 
 
 class LightGBMConfig(BaseModel):
@@ -56,11 +58,24 @@ class TrainConfig(BaseModel):
     split: SplitConfig = SplitConfig()
     tiers: TierConfig = TierConfig()
     review_capacity_per_day: dict[str, int] = Field(
-        default_factory=lambda: {"listing": 200, "account": 40},
-        description="k: cases investigators review per day, per entity type",
+        default_factory=dict,
+        description="k: cases investigators review per day, per entity type; default: the entity registry's",
     )
     promotion_metric: str = Field("pr_auc", description="Test-window metric a challenger must beat")
     promotion_margin: float = Field(0.0, ge=0, description="Required improvement over the champion")
+
+    @field_validator("review_capacity_per_day")
+    @classmethod
+    def _known_entities(cls, capacity: dict[str, int]) -> dict[str, int]:
+        for entity, k in capacity.items():
+            ENTITIES.get(entity)
+            if k < 1:
+                raise ValueError(f"review capacity of {entity!r} must be at least 1, got {k}")
+        return capacity
+
+    def capacity(self, entity: str) -> int:
+        """k for `entity`: this config's value, else the registry's default."""
+        return self.review_capacity_per_day.get(entity, ENTITIES.get(entity).review_capacity_per_day)
 
     @classmethod
     def from_file(cls, path: Path) -> TrainConfig:

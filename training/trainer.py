@@ -81,7 +81,7 @@ def assemble_scorer(
     snapshot the features were computed with, and the metadata every artifact carries."""
     fs = encoder.feature_set
     calibration = PlattCalibration.fit(margin_valid, label_valid)
-    k = config.review_capacity_per_day[str(fs.entity)]
+    k = config.capacity(fs.entity)
     tiers = choose_tiers(calibration.transform(margin_valid), label_valid, days_valid, k, config.tiers)
     return ScorerArtifact(
         booster=booster,

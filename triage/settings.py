@@ -1,24 +1,32 @@
-"""Runtime settings: one object, read from the environment (`TRIAGE_*`) at the edge (CLI, service start-up)."""
+"""Runtime settings: one object, read from the environment (`TRIAGE_*`) at the edge (CLI, service start-up).
+
+Per-entity settings are maps keyed by entity type (`triage.entities`), never a field per entity:
+`TRIAGE_MODEL_NAMES='{"listing": "my-listing-model"}'` or `TRIAGE_MODEL_NAMES__LISTING=my-listing-model`.
+An entity type missing from a map takes the registry's default.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from triage.entities import ENTITIES
 
 
 class TriageSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TRIAGE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_", extra="ignore", env_nested_delimiter="__")
 
     home: Path = Field(Path("var"), description="Folder for the embedded stores (MLflow SQLite, artifacts, logs)")
     mlflow_tracking_uri: str | None = Field(
         None, description="MLflow tracking/registry URI; default: SQLite file under `home`"
     )
     experiment: str = "marketplace-triage"
-    listing_model_name: str = "triage-listing-scorer"
-    account_model_name: str = "triage-account-scorer"
+    model_names: dict[str, str] = Field(
+        default_factory=dict, description="Registered model name per entity type; default: the registry's"
+    )
     serving_alias: str = Field("champion", description="Registry alias the service loads")
     store_url: str | None = Field(None, description="SQLAlchemy URL of the scoring log and decisions store")
     auth: Literal["api_keys", "off"] = Field(
@@ -55,8 +63,26 @@ class TriageSettings(BaseSettings):
     def spool_dir(self) -> Path:
         return (self.home / "spool").resolve()
 
+    @property
+    def monitor_dir(self) -> Path:
+        """Where `triage monitor` leaves the latest drift figures for the service's Prometheus gauges."""
+        return self.home / "monitor"
+
+    def gauges_file(self, entity: str) -> Path:
+        return self.monitor_dir / f"{entity}-gauges.json"
+
+    @field_validator("model_names")
+    @classmethod
+    def _known_entities(cls, names: dict[str, str]) -> dict[str, str]:
+        for entity in names:
+            ENTITIES.scored(entity)
+        return names
+
     def model_name(self, entity: str) -> str:
-        names = {"listing": self.listing_model_name, "account": self.account_model_name}
-        if entity not in names:
-            raise ValueError(f"unknown entity {entity!r}: expected one of {sorted(names)}")
-        return names[entity]
+        """The registered model name of a scored entity type (ValueError for an unknown one)."""
+        spec = ENTITIES.scored(entity)
+        name = self.model_names.get(entity) or spec.model_name or f"triage-{entity}-scorer"
+        return name
+
+    def model_name_map(self) -> dict[str, str]:
+        return {entity: self.model_name(entity) for entity in ENTITIES.scored_names()}
