@@ -3,7 +3,7 @@
 Modules (import what you need; nothing here runs at import time):
 
 - ``stores.engine``: ``make_engine(url)`` for SQLite (default) or PostgreSQL.
-- ``stores.schema``: SQLAlchemy Core tables and ``create_all(engine)``.
+- ``stores.schema``: SQLAlchemy Core tables; ``stores.migrate.upgrade(engine)`` creates or upgrades a store.
 - ``stores.records``: value types shared by the stores (``ScoreRecord``, ``TimeWindow``, ...).
 - ``stores.scoring_log``: ``ScoringLogWriter`` (non-blocking, spooling) and ``ScoringLogReader``.
 - ``stores.decisions``: ``Decision``, ``DecisionStore`` with a point-in-time join to scores.

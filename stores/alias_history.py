@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +35,31 @@ class AliasChange:
             set_by=row["set_by"],
             reason=row["reason"],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AliasPeriod:
+    """``alias`` pointed at ``version`` from ``start`` until ``end`` (None: it still does)."""
+
+    alias: str
+    version: str
+    start: datetime
+    end: datetime | None
+    set_by: str
+    reason: str
+
+
+def alias_periods(changes: Sequence[AliasChange], alias: str | None = None) -> list[AliasPeriod]:
+    """The periods during which each alias held a version, from the moves (oldest first)."""
+    out: list[AliasPeriod] = []
+    aliases = sorted({c.alias for c in changes}) if alias is None else [alias]
+    for name in aliases:
+        moves = [c for c in changes if c.alias == name]
+        for move, after in zip(moves, [*moves[1:], None], strict=True):
+            if move.version is not None:
+                out.append(AliasPeriod(name, move.version, move.set_at, None if after is None else after.set_at,
+                                       move.set_by, move.reason))
+    return out
 
 
 class AliasHistory:
@@ -106,3 +131,8 @@ class AliasHistory:
             query = query.where(alias_history.c.alias == alias)
         with self._engine.connect() as connection:
             return [AliasChange.from_row(row) for row in connection.execute(query).mappings()]
+
+    def periods(self, model_name: str, alias: str | None = None) -> list[AliasPeriod]:
+        """Which version held each alias of ``model_name`` when (the answer to "which version was champion
+        when"; MLflow only knows where an alias points now)."""
+        return alias_periods(self.history(model_name, alias), alias)

@@ -77,7 +77,7 @@ def key_id_of(secret: str) -> str | None:
 
 
 class ApiKeyStore:
-    """Reads and writes the ``api_keys`` table (created by ``stores.schema.create_all``)."""
+    """Reads and writes the ``api_keys`` table (created by ``stores.migrate.upgrade``)."""
 
     def __init__(
         self, engine: Engine, *, pepper: bytes | None = None, clock: Callable[[], datetime] = utc_now

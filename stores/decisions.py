@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from sqlalchemy.engine import Engine
 
 from stores.engine import sqlite_synchronous_level
-from stores.records import EntityType, ScoreRecord, TimeWindow, utc_now
+from stores.records import ScoreRecord, TimeWindow, utc_now
 from stores.schema import (
     ID_LENGTH,
     NAME_LENGTH,
@@ -23,6 +23,7 @@ from stores.schema import (
     decisions,
     scores,
 )
+from triage.entities import EntityName, check_entity_type
 
 # Reviewer clocks and queues are not perfectly in sync; anything further ahead is a client bug.
 MAX_DECIDED_AT_SKEW = timedelta(minutes=5)
@@ -56,7 +57,7 @@ class Decision(BaseModel):
 
     decision_id: IdText
     case_id: IdText
-    entity_type: EntityType
+    entity_type: EntityName
     entity_id: IdText
     outcome: Outcome
     risk_type: CodeText | None = None
@@ -172,7 +173,7 @@ class DecisionStore:
         self,
         window: TimeWindow,
         *,
-        entity_type: EntityType | None = None,
+        entity_type: str | None = None,
         outcome: Outcome | None = None,
     ) -> list[StoredDecision]:
         """Decisions with ``window.start <= decided_at < window.end``, oldest first."""
@@ -182,7 +183,7 @@ class DecisionStore:
             .order_by(decisions.c.decided_at, decisions.c.decision_id)
         )
         if entity_type is not None:
-            query = query.where(decisions.c.entity_type == EntityType(entity_type).value)
+            query = query.where(decisions.c.entity_type == check_entity_type(entity_type))
         if outcome is not None:
             query = query.where(decisions.c.outcome == Outcome(outcome).value)
         with self._engine.connect() as connection:
@@ -257,7 +258,7 @@ class DecisionStore:
 def _decision_row(decision: Decision, received_at: datetime) -> dict[str, Any]:
     # Enum members are bound by value explicitly: drivers differ in how they adapt Enum subclasses.
     row = decision.model_dump()
-    row["entity_type"] = decision.entity_type.value
+    row["entity_type"] = decision.entity_type
     row["outcome"] = decision.outcome.value
     row["received_at"] = received_at
     return row

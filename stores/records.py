@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stores.schema import ID_LENGTH, NAME_LENGTH, VERSION_LENGTH
+from triage.entities import check_entity_type
 
 # Strings used for non-finite floats inside the JSON feature vector. NaN (LightGBM's "missing") becomes
 # null; infinities are kept exactly as strings because JSON (and PostgreSQL's json type) has no literal.
@@ -25,12 +26,6 @@ NEGATIVE_INFINITY = "-inf"
 FeatureValue = float | str | None
 # What callers may pass as a feature vector; the record always holds a tuple of Python floats.
 FeatureVector = Sequence[float] | npt.NDArray[Any]
-
-
-class EntityType(StrEnum):
-    LISTING = "listing"
-    ACCOUNT = "account"
-    GROUP = "group"
 
 
 class ModelAlias(StrEnum):
@@ -155,7 +150,7 @@ class ScoreRecord:
     """
 
     scored_at: datetime
-    entity_type: EntityType
+    entity_type: str
     entity_id: str
     model_name: str
     model_version: str
@@ -168,12 +163,15 @@ class ScoreRecord:
     feature_vector: FeatureVector
     feature_names_hash: str
     request_id: str | None = None
+    exposure: float | None = None
+    """Loss if a violation and nobody acts, as estimated when scored; None on rows logged before the store
+    kept it (read `exposure_estimate`)."""
     id: str = field(default_factory=new_score_id)
 
     def __post_init__(self) -> None:
         set_field = object.__setattr__
         set_field(self, "scored_at", require_aware_utc(self.scored_at, "scored_at"))
-        set_field(self, "entity_type", EntityType(self.entity_type))
+        set_field(self, "entity_type", check_entity_type(self.entity_type))
         set_field(self, "model_alias", ModelAlias(self.model_alias))
         require_text(self.entity_id, "entity_id", ID_LENGTH)
         require_text(self.model_name, "model_name", NAME_LENGTH)
@@ -192,6 +190,8 @@ class ScoreRecord:
         set_field(self, "probability", probability)
         set_field(self, "score", require_finite(self.score, "score"))
         set_field(self, "expected_loss", require_finite(self.expected_loss, "expected_loss"))
+        if self.exposure is not None:
+            set_field(self, "exposure", require_finite(self.exposure, "exposure"))
         # Copy into an immutable tuple of Python floats so a caller mutating its array later cannot
         # change what gets stored.
         vector = np.asarray(self.feature_vector, dtype=np.float64)
@@ -204,7 +204,7 @@ class ScoreRecord:
         cls,
         *,
         scored_at: datetime,
-        entity_type: EntityType | str,
+        entity_type: str,
         model_name: str,
         model_version: str,
         model_alias: ModelAlias | str,
@@ -217,6 +217,7 @@ class ScoreRecord:
         tier: Sequence[str],
         expected_loss: npt.ArrayLike,
         features: npt.ArrayLike,
+        exposure: npt.ArrayLike | None = None,
     ) -> list[ScoreRecord]:
         """The records of one model call, one per row of the columns: the same rules as the constructor,
         checked once per column instead of once per field of every record (several times cheaper for a
@@ -230,9 +231,10 @@ class ScoreRecord:
             raise ValueError(f"features must have one row per entity ({n}), got shape {matrix.shape}")
         # Checked on Python lists (needed for the records anyway) with C-level map/min/max: as cheap as numpy
         # for 1,000 rows, and no fixed numpy cost on the one-record requests that are most of the traffic.
-        numbers = {name: np.asarray(values, dtype=np.float64).reshape(-1).tolist()
-                   for name, values in (("probability", probability), ("score", score),
-                                        ("expected_loss", expected_loss))}
+        named = [("probability", probability), ("score", score), ("expected_loss", expected_loss)]
+        if exposure is not None:
+            named.append(("exposure", exposure))
+        numbers = {name: np.asarray(values, dtype=np.float64).reshape(-1).tolist() for name, values in named}
         for name, values in numbers.items():
             if len(values) != n:
                 raise ValueError(f"{name} has {len(values)} values for {n} entities")
@@ -257,12 +259,13 @@ class ScoreRecord:
         # The fields every row shares are validated by building the first record the ordinary way.
         ids = new_score_ids(n)
         scores, losses = numbers["score"], numbers["expected_loss"]
+        exposures: list[float | None] = list(numbers["exposure"]) if exposure is not None else [None] * n
         vectors = matrix.tolist()  # Python floats: later changes to the caller's array are not stored
-        first = cls(scored_at=scored_at, entity_type=EntityType(entity_type), entity_id=entity_ids[0],
+        first = cls(scored_at=scored_at, entity_type=check_entity_type(entity_type), entity_id=entity_ids[0],
                     model_name=model_name, model_version=model_version, model_alias=ModelAlias(model_alias),
                     served=served, probability=probabilities[0], score=scores[0], tier=tiers[0],
                     expected_loss=losses[0], feature_vector=vectors[0], feature_names_hash=feature_names_hash,
-                    request_id=request_id, id=ids[0])
+                    request_id=request_id, exposure=exposures[0], id=ids[0])
         shared = {name: getattr(first, name) for name in (
             "scored_at", "entity_type", "model_name", "model_version", "model_alias", "served",
             "feature_names_hash", "request_id")}
@@ -277,17 +280,27 @@ class ScoreRecord:
             set_field(record, "score", scores[i])
             set_field(record, "tier", tiers[i])
             set_field(record, "expected_loss", losses[i])
+            set_field(record, "exposure", exposures[i])
             set_field(record, "feature_vector", tuple(vectors[i]))
             set_field(record, "id", ids[i])
             records.append(record)
         return records
+
+    @property
+    def exposure_estimate(self) -> float:
+        """The exposure this score was computed with: stored on every row logged since migration 0002; for
+        older rows recovered from probability and expected loss (exposure does not depend on the model), and 0
+        when the probability was 0 (nothing to recover; such a row was never worth a review)."""
+        if self.exposure is not None:
+            return self.exposure
+        return recovered_exposure(self.probability, self.expected_loss)
 
     def to_row(self) -> dict[str, Any]:
         """Column values for the ``scores`` table."""
         return {
             "id": self.id,
             "scored_at": self.scored_at,
-            "entity_type": self.entity_type.value,
+            "entity_type": self.entity_type,
             "entity_id": self.entity_id,
             "model_name": self.model_name,
             "model_version": self.model_version,
@@ -297,6 +310,7 @@ class ScoreRecord:
             "score": self.score,
             "tier": self.tier,
             "expected_loss": self.expected_loss,
+            "exposure": self.exposure,
             "feature_vector": encode_feature_vector(self.feature_vector),
             "feature_names_hash": self.feature_names_hash,
             "request_id": self.request_id,
@@ -307,7 +321,7 @@ class ScoreRecord:
         return cls(
             id=row["id"],
             scored_at=row["scored_at"],
-            entity_type=EntityType(row["entity_type"]),
+            entity_type=check_entity_type(row["entity_type"]),
             entity_id=row["entity_id"],
             model_name=row["model_name"],
             model_version=row["model_version"],
@@ -317,6 +331,7 @@ class ScoreRecord:
             score=row["score"],
             tier=row["tier"],
             expected_loss=row["expected_loss"],
+            exposure=row.get("exposure"),
             feature_vector=decode_feature_vector(row["feature_vector"]),
             feature_names_hash=row["feature_names_hash"],
             request_id=row["request_id"],
@@ -333,6 +348,15 @@ class ScoreRecord:
         row = json.loads(line)
         row["scored_at"] = datetime.fromisoformat(row["scored_at"])
         return cls.from_row(row)
+
+
+def recovered_exposure(probability: float, expected_loss: float) -> float:
+    """Exposure of a logged score that did not store it: expected loss ÷ probability (0 when p = 0)."""
+    return expected_loss / probability if probability > 0 else 0.0
+
+
+def exposure_estimates(records: Sequence[ScoreRecord]) -> npt.NDArray[np.float64]:
+    return np.array([r.exposure_estimate for r in records], dtype=np.float64)
 
 
 def feature_array(records: Sequence[ScoreRecord]) -> npt.NDArray[np.float64]:

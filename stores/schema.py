@@ -1,6 +1,9 @@
 """SQLAlchemy Core tables for the closed loop; portable between SQLite and PostgreSQL.
 
 All timestamps are stored in UTC (``UTCDateTime``) and come back timezone-aware on both backends.
+These tables describe the schema the migrations (``stores/migrations``) build; ``stores.migrate.upgrade``
+creates and upgrades a store, and a test checks the two agree. The ``entity_type`` CHECK lists come from
+the entity registry (``triage.entities``); ``upgrade`` rewrites them in a store whose list differs.
 """
 
 from __future__ import annotations
@@ -9,7 +12,9 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Dialect
+
+from triage.entities import ENTITIES
 
 ID_LENGTH = 128
 NAME_LENGTH = 128
@@ -17,7 +22,8 @@ VERSION_LENGTH = 64
 SHORT_TEXT_LENGTH = 64
 NOTE_LENGTH = 2000
 
-ENTITY_TYPES = ("listing", "account", "group")
+ENTITY_TYPES_NAME = "entity_type"
+"""The name of every ``entity_type`` CHECK constraint (``ck_<table>_entity_type`` after the naming convention)."""
 MODEL_ALIASES = ("champion", "challenger")
 OUTCOMES = ("violation", "no_violation", "escalate")
 
@@ -70,6 +76,11 @@ def _one_of(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({quoted})"
 
 
+def entity_type_check(column: str = "entity_type") -> str:
+    """The CHECK condition that admits exactly the registered entity types."""
+    return _one_of(column, ENTITIES.names())
+
+
 scores = sa.Table(
     "scores",
     metadata,
@@ -87,12 +98,15 @@ scores = sa.Table(
     sa.Column("score", sa.Double(), nullable=False),
     sa.Column("tier", sa.String(NAME_LENGTH), nullable=False),
     sa.Column("expected_loss", sa.Double(), nullable=False),
+    # Loss if a violation and nobody acts, as estimated when scored (NULL on rows logged before migration 0002:
+    # ScoreRecord.exposure_estimate recovers it from probability and expected loss).
+    sa.Column("exposure", sa.Double(), nullable=True),
     # The exact vector the model saw: numbers, null for NaN, "inf"/"-inf" for infinities.
     sa.Column("feature_vector", PortableJSON, nullable=False),
     # Identifies the feature schema (ordered names) the vector follows.
     sa.Column("feature_names_hash", sa.String(NAME_LENGTH), nullable=False),
     sa.Column("request_id", sa.String(ID_LENGTH), nullable=True),
-    sa.CheckConstraint(_one_of("entity_type", ENTITY_TYPES), name="entity_type"),
+    sa.CheckConstraint(entity_type_check(), name=ENTITY_TYPES_NAME),
     sa.CheckConstraint(_one_of("model_alias", MODEL_ALIASES), name="model_alias"),
     sa.CheckConstraint("probability >= 0 AND probability <= 1", name="probability"),
     # Point-in-time join and "latest score per entity".
@@ -122,7 +136,7 @@ decisions = sa.Table(
     sa.Column("note", sa.String(NOTE_LENGTH), nullable=True),
     # Server-side receipt time; not part of the decision's content (idempotency ignores it).
     sa.Column("received_at", UTCDateTime(), nullable=False),
-    sa.CheckConstraint(_one_of("entity_type", ENTITY_TYPES), name="entity_type"),
+    sa.CheckConstraint(entity_type_check(), name=ENTITY_TYPES_NAME),
     sa.CheckConstraint(_one_of("outcome", OUTCOMES), name="outcome"),
     sa.CheckConstraint("loss_amount >= 0", name="loss_amount"),
     sa.Index("ix_decisions_decided_at", "decided_at"),
@@ -161,9 +175,14 @@ audit_log = sa.Table(
 )
 
 
-def create_all(engine: Engine) -> None:
-    """Create missing tables and indexes; existing ones are left alone, so repeated calls are safe."""
-    metadata.create_all(engine, checkfirst=True)
+store_meta = sa.Table(
+    "store_meta",
+    metadata,
+    # Facts about the store itself that are not schema, e.g. which entity types its CHECK lists admit.
+    sa.Column("key", sa.String(NAME_LENGTH), primary_key=True),
+    sa.Column("value", PortableJSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
 
 
 API_KEY_ROLES = ("scorer", "reviewer", "admin")

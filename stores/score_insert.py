@@ -23,8 +23,9 @@ from stores.records import ScoreRecord, encode_feature_json
 from stores.schema import scores
 
 COLUMNS = ("id", "scored_at", "entity_type", "entity_id", "model_name", "model_version", "model_alias", "served",
-           "probability", "score", "tier", "expected_loss", "feature_vector", "feature_names_hash", "request_id")
-# 15 parameters per row: 2,000 rows (30,000) stay below SQLite's 32,766 and PostgreSQL's 65,535 parameters.
+           "probability", "score", "tier", "expected_loss", "exposure", "feature_vector", "feature_names_hash",
+           "request_id")
+# 16 parameters per row: 2,000 rows (32,000) stay below SQLite's 32,766 and PostgreSQL's 65,535 parameters.
 ROWS_PER_STATEMENT = 2_000
 
 
@@ -68,9 +69,9 @@ class ScoreInsert:
             stamp = times.get(r.scored_at)
             if stamp is None:
                 stamp = times[r.scored_at] = bind_time(r.scored_at)
-            extend((r.id, stamp, r.entity_type.value, r.entity_id, r.model_name, r.model_version,
+            extend((r.id, stamp, r.entity_type, r.entity_id, r.model_name, r.model_version,
                     r.model_alias.value, bind_bool(r.served), r.probability, r.score, r.tier, r.expected_loss,
-                    encode_feature_json(r.feature_vector), r.feature_names_hash, r.request_id))
+                    r.exposure, encode_feature_json(r.feature_vector), r.feature_names_hash, r.request_id))
         return flat
 
     def insert(self, connection: sa.Connection, records: Sequence[ScoreRecord]) -> None:

@@ -26,7 +26,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from stores.records import (
-    EntityType,
     ModelAlias,
     ScoreRecord,
     TimeWindow,
@@ -35,6 +34,7 @@ from stores.records import (
 from stores.schema import scores
 from stores.score_insert import ScoreInsert
 from stores.spool import ReplayBatch, ScoreSpool
+from triage.entities import check_entity_type
 
 logger = logging.getLogger(__name__)
 
@@ -462,7 +462,7 @@ class ScoringLogReader:
         self,
         window: TimeWindow,
         *,
-        entity_type: EntityType | None = None,
+        entity_type: str | None = None,
         model_name: str | None = None,
         model_alias: ModelAlias | None = None,
         served: bool | None = None,
@@ -488,7 +488,7 @@ class ScoringLogReader:
 
     def latest_scores(
         self,
-        entity_type: EntityType,
+        entity_type: str,
         entity_ids: Sequence[str] | None = None,
         *,
         model_name: str | None = None,
@@ -530,7 +530,7 @@ class ScoringLogReader:
 
     def feature_matrix(
         self,
-        entity_type: EntityType,
+        entity_type: str,
         window: TimeWindow,
         *,
         model_name: str | None = None,
@@ -564,14 +564,14 @@ class ScoringLogReader:
 
 
 def _score_filters(
-    entity_type: EntityType | None,
+    entity_type: str | None,
     model_name: str | None,
     model_alias: ModelAlias | None,
     served: bool | None,
 ) -> list[sa.ColumnElement[bool]]:
     filters: list[sa.ColumnElement[bool]] = []
     if entity_type is not None:
-        filters.append(scores.c.entity_type == EntityType(entity_type).value)
+        filters.append(scores.c.entity_type == check_entity_type(entity_type))
     if model_name is not None:
         filters.append(scores.c.model_name == model_name)
     if model_alias is not None:

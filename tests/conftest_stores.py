@@ -21,8 +21,8 @@ from psycopg import sql
 from sqlalchemy.engine import Engine
 
 from stores.engine import make_engine
-from stores.records import EntityType, FeatureVector, ModelAlias, ScoreRecord
-from stores.schema import create_all, metadata
+from stores.migrate import upgrade
+from stores.records import FeatureVector, ModelAlias, ScoreRecord
 
 POSTGRES_HOST = "127.0.0.1"
 POSTGRES_PORT = 5432
@@ -97,20 +97,27 @@ def bare_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store' / 'triage.db'}"
     url: str = request.getfixturevalue("postgres_session_database")
-    # The session database is shared by all PostgreSQL tests: start each from no tables.
+    # The session database is shared by all PostgreSQL tests: start each from nothing (no tables, no migration
+    # state), as a new store would.
+    reset_postgres_schema(url)
+    return url
+
+
+def reset_postgres_schema(url: str) -> None:
     engine = make_engine(url)
     try:
-        metadata.drop_all(engine)
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP SCHEMA public CASCADE")
+            connection.exec_driver_sql("CREATE SCHEMA public")
     finally:
         engine.dispose()
-    return url
 
 
 @pytest.fixture
 def engine(bare_store_url: str) -> Iterator[Engine]:
     """An engine on the parametrised backend with the schema created."""
     store_engine = make_engine(bare_store_url)
-    create_all(store_engine)
+    upgrade(store_engine)
     try:
         yield store_engine
     finally:
@@ -131,7 +138,7 @@ def make_score(
     entity_id: str = "L-1",
     *,
     scored_at: datetime = BASE_TIME,
-    entity_type: EntityType = EntityType.LISTING,
+    entity_type: str = "listing",
     model_name: str = "listing-risk",
     model_version: str = "3",
     model_alias: ModelAlias = ModelAlias.CHAMPION,

@@ -35,7 +35,8 @@ from serving.auth import (
 )
 from stores.api_keys import ApiKeyStore, KeyInfo, Role, UnknownKey
 from stores.engine import make_engine
-from stores.schema import api_keys, create_all
+from stores.migrate import upgrade
+from stores.schema import api_keys
 from tests.conftest import RunningServer, TrainedStore, start_bento_server, stop_server
 
 pytest_plugins = ["tests.conftest_stores"]
@@ -46,7 +47,7 @@ def make_keys(store_url: str) -> dict[Role, str]:
     """One fresh key per role in the store a server uses."""
     engine = make_engine(store_url)
     try:
-        create_all(engine)
+        upgrade(engine)
         store = ApiKeyStore(engine)
         return {role: store.create(role, f"test-{role.value}")[1] for role in Role}
     finally:

@@ -13,8 +13,8 @@ from sqlalchemy.engine import Engine
 
 from stores.decisions import Decision, DecisionConflict, DecisionStore, Outcome, StoredDecision
 from stores.engine import make_engine
-from stores.records import EntityType, ModelAlias, ScoreRecord, TimeWindow, utc_now
-from stores.schema import create_all
+from stores.migrate import upgrade
+from stores.records import ModelAlias, ScoreRecord, TimeWindow, utc_now
 from stores.scoring_log import ScoringLogWriter
 from tests.conftest_stores import BASE_TIME, make_score
 
@@ -65,7 +65,7 @@ def test_record_round_trip(store: DecisionStore) -> None:
     assert isinstance(fetched, StoredDecision)
     assert fetched == stored
     assert fetched.outcome is Outcome.VIOLATION
-    assert fetched.entity_type is EntityType.LISTING
+    assert fetched.entity_type == "listing"
     assert fetched.decided_at == decision.decided_at
     assert fetched.decided_at.tzinfo is not None
     assert store.get("D-missing") is None
@@ -75,7 +75,7 @@ def test_recorded_decision_is_visible_to_a_fresh_engine(bare_store_url: str) -> 
     # "Durable before it returns": committed, so an independent engine (another process) reads it.
     writer_engine, reader_engine = make_engine(bare_store_url), make_engine(bare_store_url)
     try:
-        create_all(writer_engine)
+        upgrade(writer_engine)
         DecisionStore(writer_engine).record(make_decision())
         stored = DecisionStore(reader_engine).get("D-1")
         assert stored is not None and stored.loss_amount == 125.5
@@ -161,7 +161,7 @@ def test_decisions_in_window_filters(store: DecisionStore) -> None:
     window = TimeWindow(BASE_TIME, BASE_TIME + timedelta(hours=2))
     assert [d.decision_id for d in store.decisions_in_window(window)] == ["D-1", "D-4", "D-2"]
     assert [d.decision_id for d in store.decisions_in_window(window, outcome=Outcome.ESCALATE)] == ["D-2"]
-    assert [d.decision_id for d in store.decisions_in_window(window, entity_type=EntityType.ACCOUNT)] == ["D-4"]
+    assert [d.decision_id for d in store.decisions_in_window(window, entity_type="account")] == ["D-4"]
 
 
 def test_point_in_time_join_uses_the_score_before_the_decision(

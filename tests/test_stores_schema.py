@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from stores.engine import make_engine, normalise_url
+from stores.migrate import upgrade
 from stores.records import ModelAlias, ScoreRecord, TimeWindow
-from stores.schema import create_all, metadata, scores
+from stores.schema import metadata, scores
 from tests.conftest_stores import BASE_TIME, make_score
 
 pytest_plugins = ("tests.conftest_stores",)
@@ -26,9 +27,9 @@ EXPECTED_INDEXES = {
 }
 
 
-def test_create_all_is_idempotent_and_creates_tables_and_indexes(engine: Engine) -> None:
-    create_all(engine)
-    create_all(engine)
+def test_upgrade_is_idempotent_and_creates_tables_and_indexes(engine: Engine) -> None:
+    upgrade(engine)
+    upgrade(engine)
     inspector = sa.inspect(engine)
     assert set(inspector.get_table_names()) >= set(metadata.tables)
     for table, indexes in EXPECTED_INDEXES.items():

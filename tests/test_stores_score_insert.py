@@ -15,7 +15,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from stores.records import (
-    EntityType,
     ModelAlias,
     ScoreRecord,
     encode_feature_json,
@@ -35,7 +34,7 @@ def columns(n: int, seed: int = 3) -> dict[str, object]:
     features[rng.random((n, 6)) < 0.2] = np.nan
     features[0, 1], features[min(1, n - 1), 2] = np.inf, -np.inf
     return {
-        "scored_at": BASE_TIME, "entity_type": EntityType.LISTING, "model_name": "triage-listing-scorer",
+        "scored_at": BASE_TIME, "entity_type": "listing", "model_name": "triage-listing-scorer",
         "model_version": "7", "model_alias": ModelAlias.CHAMPION, "served": True, "feature_names_hash": "abc123",
         "request_id": "req-1", "entity_ids": [f"L{i}" for i in range(n)], "probability": rng.random(n),
         "score": rng.random(n) * 100, "tier": [f"P{i % 4}" for i in range(n)],
@@ -50,7 +49,7 @@ def test_from_columns_builds_what_the_constructor_builds() -> None:
     features = np.asarray(cols["features"])
     for i, record in enumerate(built):
         expected = ScoreRecord(
-            scored_at=BASE_TIME, entity_type=EntityType.LISTING, entity_id=f"L{i}",
+            scored_at=BASE_TIME, entity_type="listing", entity_id=f"L{i}",
             model_name="triage-listing-scorer", model_version="7", model_alias=ModelAlias.CHAMPION, served=True,
             probability=float(np.asarray(cols["probability"])[i]), score=float(np.asarray(cols["score"])[i]),
             tier=f"P{i % 4}", expected_loss=float(np.asarray(cols["expected_loss"])[i]),

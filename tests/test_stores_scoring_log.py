@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from stores.engine import make_engine
-from stores.records import EntityType, ModelAlias, TimeWindow
-from stores.schema import create_all, scores
+from stores.migrate import upgrade
+from stores.records import ModelAlias, TimeWindow
+from stores.schema import scores
 from stores.scoring_log import ScoringLogReader, ScoringLogWriter
 from stores.spool import REJECTED_FILE, SEGMENT_GLOB, SpoolLockedError
 from tests.conftest_stores import (
@@ -63,7 +64,7 @@ def test_submitted_scores_round_trip_with_nan_and_infinity(engine: Engine, write
     assert stored.scored_at == BASE_TIME
     assert stored.scored_at.tzinfo is not None
     assert (stored.entity_type, stored.entity_id, stored.model_alias) == (
-        EntityType.LISTING,
+        "listing",
         "L-1",
         ModelAlias.CHAMPION,
     )
@@ -84,7 +85,7 @@ def test_reader_filters_window_model_alias_and_served(engine: Engine, writer: Sc
             make_score("L-1", scored_at=BASE_TIME, model_alias=ModelAlias.CHALLENGER, served=False, model_version="4"),
             make_score("L-2", scored_at=BASE_TIME + timedelta(hours=1)),
             make_score("L-3", scored_at=BASE_TIME + timedelta(hours=2)),  # window end is exclusive
-            make_score("A-1", scored_at=BASE_TIME, entity_type=EntityType.ACCOUNT, model_name="account-risk"),
+            make_score("A-1", scored_at=BASE_TIME, entity_type="account", model_name="account-risk"),
         ]
     )
     assert writer.flush(timeout=30)
@@ -96,7 +97,7 @@ def test_reader_filters_window_model_alias_and_served(engine: Engine, writer: Sc
     challenger = reader.scores_in_window(window, model_alias=ModelAlias.CHALLENGER)
     assert [s.model_version for s in challenger] == ["4"]
     assert [s.entity_id for s in reader.scores_in_window(window, model_name="account-risk")] == ["A-1"]
-    listing_served = reader.scores_in_window(window, entity_type=EntityType.LISTING, served=True)
+    listing_served = reader.scores_in_window(window, entity_type="listing", served=True)
     assert [s.entity_id for s in listing_served] == ["L-1", "L-2"]
     assert reader.count_scores() == 5
     assert reader.count_scores(window) == 4
@@ -115,19 +116,19 @@ def test_latest_score_per_entity(engine: Engine, writer: ScoringLogWriter) -> No
                 model_alias=ModelAlias.CHALLENGER,
             ),
             make_score("L-2", scored_at=BASE_TIME + timedelta(hours=1), probability=0.4),
-            make_score("A-1", scored_at=BASE_TIME + timedelta(hours=5), entity_type=EntityType.ACCOUNT),
+            make_score("A-1", scored_at=BASE_TIME + timedelta(hours=5), entity_type="account"),
         ]
     )
     assert writer.flush(timeout=30)
     reader = ScoringLogReader(engine)
 
-    latest = reader.latest_scores(EntityType.LISTING)
+    latest = reader.latest_scores("listing")
     assert {entity: score.probability for entity, score in latest.items()} == {"L-1": 0.9, "L-2": 0.4}
-    only_one = reader.latest_scores(EntityType.LISTING, ["L-1"], as_of=BASE_TIME + timedelta(hours=2))
+    only_one = reader.latest_scores("listing", ["L-1"], as_of=BASE_TIME + timedelta(hours=2))
     assert {entity: score.probability for entity, score in only_one.items()} == {"L-1": 0.1}
-    shadow = reader.latest_scores(EntityType.LISTING, served=False)
+    shadow = reader.latest_scores("listing", served=False)
     assert {entity: score.probability for entity, score in shadow.items()} == {"L-1": 0.7}
-    assert reader.latest_scores(EntityType.GROUP) == {}
+    assert reader.latest_scores("group") == {}
 
 
 def test_feature_matrix_returns_numpy_arrays(engine: Engine, writer: ScoringLogWriter) -> None:
@@ -142,12 +143,12 @@ def test_feature_matrix_returns_numpy_arrays(engine: Engine, writer: ScoringLogW
                 feature_vector=(3.0, 4.0),
                 model_alias=ModelAlias.CHALLENGER,
             ),
-            make_score("A-1", entity_type=EntityType.ACCOUNT, feature_vector=(9.0,)),
+            make_score("A-1", entity_type="account", feature_vector=(9.0,)),
         ]
     )
     assert writer.flush(timeout=30)
     matrix = ScoringLogReader(engine).feature_matrix(
-        EntityType.LISTING, TimeWindow(BASE_TIME, BASE_TIME + timedelta(hours=1))
+        "listing", TimeWindow(BASE_TIME, BASE_TIME + timedelta(hours=1))
     )
     assert matrix.entity_ids.tolist() == ["L-1", "L-2"]
     assert matrix.features.shape == (2, 2)
@@ -169,8 +170,8 @@ def test_feature_matrix_refuses_mixed_feature_schemas(engine: Engine, writer: Sc
     reader = ScoringLogReader(engine)
     window = TimeWindow(BASE_TIME, BASE_TIME + timedelta(hours=1))
     with pytest.raises(ValueError, match="feature_names_hash"):
-        reader.feature_matrix(EntityType.LISTING, window)
-    assert reader.feature_matrix(EntityType.LISTING, window, feature_names_hash="v2").features.shape == (1, 3)
+        reader.feature_matrix("listing", window)
+    assert reader.feature_matrix("listing", window, feature_names_hash="v2").features.shape == (1, 3)
 
 
 def test_writer_spools_while_store_is_down_and_replays_exactly(bare_store_url: str, spool_dir: Path) -> None:
@@ -188,7 +189,7 @@ def test_writer_spools_while_store_is_down_and_replays_exactly(bare_store_url: s
             assert (down.written, down.dropped, down.spooled_total) == (0, 0, len(records))
             assert not writer.flush(timeout=0.2)
 
-            create_all(engine)  # the store comes back
+            upgrade(engine)  # the store comes back
 
             assert writer.flush(timeout=60)
             up = writer.metrics()
@@ -222,7 +223,7 @@ def test_writer_survives_a_postgres_database_that_does_not_exist_yet(
             assert name in (writer.last_error or "")
 
             create_postgres_database(postgres_admin, name)
-            create_all(engine)
+            upgrade(engine)
 
             assert writer.flush(timeout=60)
             metrics = writer.metrics()
@@ -236,7 +237,7 @@ def test_writer_survives_a_postgres_database_that_does_not_exist_yet(
 def test_writer_rides_out_a_locked_sqlite_database(tmp_path: Path, spool_dir: Path) -> None:
     path = tmp_path / "locked.db"
     engine = make_engine(f"sqlite:///{path}", sqlite_busy_timeout_ms=10)
-    create_all(engine)
+    upgrade(engine)
     blocker = sqlite3.connect(path, isolation_level=None)
     try:
         blocker.execute("BEGIN EXCLUSIVE")  # another process holding the write lock
@@ -318,7 +319,7 @@ def test_close_spools_what_it_cannot_store_and_next_writer_replays_it(bare_store
         assert writer.metrics().spooled == 120
         assert writer.dropped == 0
 
-        create_all(engine)
+        upgrade(engine)
         with ScoringLogWriter(engine, spool_dir, **FAST_RETRY) as restarted:
             assert restarted.metrics().spooled == 120
             assert restarted.flush(timeout=60)
