@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models.model import ModelInfo
+from sqlalchemy.engine import Engine
 
 from models.artifact import Reason, ScorerArtifact
 from models.attribution import Attribution
 from models.pyfunc import ARTIFACT_KEY, ScorerPyfunc
+from stores.alias_history import AliasChange, AliasHistory
+from stores.audit_log import AuditLog
+from stores.records import utc_now
+from stores.schema import NOTE_LENGTH
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -80,6 +88,37 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
 
 def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None:
     client.set_registered_model_alias(name, alias, version)
+
+
+def record_alias_move(
+    engine: Engine, model_name: str, alias: str, version: str | None, *, before: str | None, set_by: str,
+    reason: str, action: str | None = None, detail: Mapping[str, Any] | None = None, at: datetime | None = None,
+) -> AliasChange:
+    """Write an alias move to the alias history and the audit log (one instant for both)."""
+    at = at if at is not None else utc_now()
+    reason = reason[:NOTE_LENGTH]
+    change = AliasHistory(engine).record(model_name, alias, version, set_by=set_by, reason=reason, set_at=at)
+    AuditLog(engine).record(set_by, action or ("alias_removed" if version is None else "alias_set"), model_name,
+                            model_version=version or before, at=at,
+                            detail={"alias": alias, "from": before, "to": version, "reason": reason, **(detail or {})})
+    return change
+
+
+def move_alias(
+    client: MlflowClient, engine: Engine, model_name: str, alias: str, version: str | None, *, set_by: str,
+    reason: str, detail: Mapping[str, Any] | None = None, at: datetime | None = None,
+) -> tuple[str | None, AliasChange]:
+    """The one alias move: point `alias` at `version` in the registry (None removes the alias) and record it
+    in the alias history and the audit log (MLflow keeps only where an alias points now). Returns the version
+    it pointed at before, and the recorded change."""
+    before = alias_version(client, model_name, alias)
+    if version is None:
+        client.delete_registered_model_alias(model_name, alias)
+    else:
+        set_alias(client, model_name, alias, version)
+    change = record_alias_move(engine, model_name, alias, version, before=before, set_by=set_by, reason=reason,
+                               detail=detail, at=at)
+    return before, change
 
 
 def load_scorer(

@@ -12,6 +12,8 @@ from mlflow import MlflowClient
 from sklearn.metrics import average_precision_score
 from sqlalchemy.engine import Engine
 
+from loop.labels import decided_cases, outcome_label
+from loop.shadow import compare_shadow
 from models.registry import load_scorer
 from stores.decisions import DecisionWithScore, Outcome, StoredDecision
 from stores.records import ModelAlias, TimeWindow
@@ -19,7 +21,7 @@ from stores.scoring_log import ScoringLogReader
 from tests.conftest import TrainedStore
 from tests.conftest_stores import BASE_TIME, make_score
 from tests.test_retrain import ENTITY, loop_settings, simulate_traffic
-from training.compare import challenger_wins, compare_shadow, decided_cases, metric_table, outcome_label
+from training.promotion import challenger_wins, metric_table
 
 pytest_plugins = ("tests.conftest_stores",)
 

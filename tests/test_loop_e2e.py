@@ -19,17 +19,19 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from features import LISTING_FEATURE_SET
-from models.registry import CHAMPION, alias_version
+from features.listing import LISTING_FEATURE_SET
+from loop.retrain import retrain
+from models.registry import CHAMPION, alias_version, move_alias
 from serving.client import ScoringClient, records_for_api
+from stores.alias_history import AliasHistory
+from stores.engine import make_engine
+from stores.migrate import upgrade
 from tests.conftest import TrainedStore, small_train_config, start_bento_server, stop_server, wait_for_scoring_log
 from tests.conftest_stores import create_postgres_database, drop_postgres_database, postgres_url, random_database_name
 from tests.test_hot_reload_e2e import Traffic
-from training.aliases import move_alias
 from training.config import LightGBMConfig
 from training.datasets import load_entities
 from training.pipeline import train_entity
-from training.retrain import alias_history, retrain
 from training.split import TimeSplitConfig, time_split
 from triage.settings import TriageSettings
 
@@ -61,7 +63,10 @@ def loop_store(
     weak = small_train_config().model_copy(update={"lightgbm": LightGBMConfig(max_rounds=3, num_leaves=2)})
     outcome = train_entity(settings, trained_store.dataset, "listing", weak)
     client = MlflowClient(settings.tracking_uri)
-    move_alias(settings, client, outcome.model_name, CHAMPION, outcome.version, set_by="test", reason="weak start")
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    move_alias(client, engine, outcome.model_name, CHAMPION, outcome.version, set_by="test", reason="weak start")
+    engine.dispose()
     try:
         yield LoopStore(settings, outcome.version)
     finally:
@@ -94,7 +99,7 @@ def test_score_decide_retrain_promote_and_serve(loop_store: LoopStore, trained_s
                         "entity_type": "listing", "entity_id": result["entity_id"],
                         "outcome": "violation" if truth[result["entity_id"]] else "no_violation",
                         "reviewer_id": "r-loop", "decided_at": datetime.now(UTC).isoformat(),
-                        "model_name": settings.listing_model_name, "model_version": result["model_version"]}
+                        "model_name": settings.model_name("listing"), "model_version": result["model_version"]}
             response = httpx.post(f"{server.url}/feedback", json={"decision": decision}, timeout=30)
             assert response.status_code == 201, response.text
         wait_for_scoring_log(server)
@@ -120,8 +125,9 @@ def test_score_decide_retrain_promote_and_serve(loop_store: LoopStore, trained_s
         assert set(traffic.versions[:switch]) == {loop_store.weak_version}
         assert set(traffic.versions[switch:]) == {new_version}
         registry = MlflowClient(settings.tracking_uri)
-        assert alias_version(registry, settings.listing_model_name, CHAMPION) == new_version
-        timeline = alias_history(settings, settings.listing_model_name, CHAMPION)
-        assert timeline.champion_at(datetime.now(UTC)) == new_version
+        assert alias_version(registry, settings.model_name("listing"), CHAMPION) == new_version
+        engine = make_engine(settings.database_url)
+        assert AliasHistory(engine).champion_at(settings.model_name("listing"), datetime.now(UTC)) == new_version
+        engine.dispose()
     finally:
         stop_server(server.process)

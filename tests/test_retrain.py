@@ -20,26 +20,20 @@ from mlflow import MlflowClient
 from sqlalchemy.engine import Engine
 
 from features import FeatureEncoder, columns_from_frame, feature_set_for
+from loop.report import alias_periods_markdown, alias_periods_table
+from loop.retrain import SchemaMismatchError, logged_cases, retrain, train_challenger
+from loop.rows import CaseRows, base_cases
 from models.artifact import ScorerArtifact
 from models.registry import CHALLENGER, CHAMPION, LoadedScorer, alias_version, load_scorer, log_scorer, set_alias
 from stores.alias_history import AliasHistory
 from stores.audit_log import AuditLog
 from stores.decisions import Decision, DecisionStore
-from stores.records import EntityType, ModelAlias, ScoreRecord
+from stores.records import ModelAlias, ScoreRecord
 from stores.scoring_log import ScoringLogWriter
 from tests.conftest import TrainedStore, small_train_config
 from training.config import LightGBMConfig, TrainConfig
 from training.datasets import load_entities
 from training.pipeline import configure_mlflow
-from training.retrain import (
-    CaseRows,
-    SchemaMismatchError,
-    alias_history,
-    base_cases,
-    logged_cases,
-    retrain,
-    train_challenger,
-)
 from training.split import TimeSplitConfig, time_split
 from triage.settings import TriageSettings
 
@@ -94,7 +88,7 @@ def simulate_traffic(
 
     def record(i: int, when: datetime, **overrides: object) -> ScoreRecord:
         fields: dict[str, object] = dict(
-            scored_at=when, entity_type=EntityType.LISTING, entity_id=ids[i], model_name=model_name,
+            scored_at=when, entity_type="listing", entity_id=ids[i], model_name=model_name,
             model_version=version, model_alias=ModelAlias.CHAMPION, served=True,
             probability=float(batch.probability[i]), score=float(batch.score[i]), tier=str(batch.tier[i]),
             expected_loss=float(batch.expected_loss[i]), feature_vector=batch.matrix[i],
@@ -221,7 +215,7 @@ def test_logged_cases_are_point_in_time_and_foreign_schemas_are_refused(
 
     # a decision whose point-in-time score follows another feature schema: refuse, naming the problem
     foreign = ScoreRecord(
-        scored_at=traffic.now - timedelta(hours=2), entity_type=EntityType.LISTING, entity_id="L-foreign",
+        scored_at=traffic.now - timedelta(hours=2), entity_type="listing", entity_id="L-foreign",
         model_name=champion.name, model_version=champion.version, model_alias=ModelAlias.CHAMPION, served=True,
         probability=0.5, score=50.0, tier="P2", expected_loss=1.0, feature_vector=np.arange(3.0),
         feature_names_hash=FOREIGN_SCHEMA,
@@ -230,7 +224,7 @@ def test_logged_cases_are_point_in_time_and_foreign_schemas_are_refused(
         writer.submit([foreign])
         assert writer.flush(timeout=30)
     DecisionStore(engine).record(Decision(
-        decision_id="dec-foreign", case_id="case-foreign", entity_type=EntityType.LISTING, entity_id="L-foreign",
+        decision_id="dec-foreign", case_id="case-foreign", entity_type="listing", entity_id="L-foreign",
         outcome="violation", reviewer_id="R1", decided_at=traffic.now - timedelta(hours=1),
     ))
     with pytest.raises(SchemaMismatchError, match="feature schema"):
@@ -290,25 +284,23 @@ def test_retrain_promotes_only_by_the_rule_and_records_every_alias_move(
         assert ("promoted to `champion`" in markdown) == r.promoted
 
     # the alias history answers "which version was champion when"; MLflow cannot
-    timeline = alias_history(settings, name)
-    moves = [(c.alias, c.version) for c in timeline.changes]
+    history = AliasHistory(engine)
+    changes = history.history(name)
+    moves = [(c.alias, c.version) for c in changes]
     assert moves == [(CHAMPION, "1"), (CHALLENGER, "2"), (CHALLENGER, "3"), (CHAMPION, "4"), (CHALLENGER, None)]
-    assert all(c.set_by == "retrain" for c in timeline.changes)
-    reconciled, promoted_move = timeline.changes[0], timeline.changes[3]
+    assert all(c.set_by == "retrain" for c in changes)
+    reconciled, promoted_move = changes[0], changes[3]
     assert reconciled.reason.startswith("reconciled")
     assert "pr_auc" in promoted_move.reason and report3.run_id in promoted_move.reason
     before_promotion = promoted_move.set_at - timedelta(microseconds=1)
-    assert timeline.champion_at(before_promotion) == "1"
-    assert timeline.champion_at(promoted_move.set_at) == "4"
-    assert timeline.version_at(CHALLENGER, before_promotion) == "3"
-    assert timeline.version_at(CHALLENGER, promoted_move.set_at) is None
-    history = AliasHistory(engine)
     assert history.champion_at(name, before_promotion) == "1"
     assert history.champion_at(name, promoted_move.set_at) == "4"
+    assert history.version_at(name, CHALLENGER, before_promotion) == "3"
+    assert history.version_at(name, CHALLENGER, promoted_move.set_at) is None
     assert history.champion_at(name, reconciled.set_at - timedelta(microseconds=1)) is None
-    periods = timeline.table()
+    periods = alias_periods_table(history.periods(name))
     assert list(periods.loc[periods["alias"] == CHAMPION, "version"]) == ["1", "4"]
-    assert "Alias history" in timeline.to_markdown()
+    assert "Alias history" in alias_periods_markdown(name, history.periods(name))
 
     # the audit log has one entry per move, with the metric values
     audit = AuditLog(engine).query(actor="retrain", newest_first=False)
@@ -343,7 +335,7 @@ def test_a_retrained_account_challenger_keeps_its_link_graph(trained_store: Trai
     split = time_split(data, TimeSplitConfig(config.split.test_days, config.split.valid_days, config.split.gap_days))
     rows = base_cases(data, split)
     challenger = train_challenger(champion.artifact, rows.role("train"), rows.role("valid"), config,
-                                  config.review_capacity_per_day["account"], graph=data.graph)
+                                  config.capacity("account"), graph=data.graph)
     assert challenger.graph is data.graph
     test = data.subset(split.test)
     matrix = challenger.model_matrix(columns_from_frame(test.frame, test.feature_set))
@@ -351,5 +343,5 @@ def test_a_retrained_account_challenger_keeps_its_link_graph(trained_store: Trai
     assert np.isfinite(matrix[:, j]).all() and (matrix[:, j] > 1).any()  # computed from the graph, not missing
     # without an explicit snapshot, the champion's travels on
     again = train_challenger(champion.artifact, rows.role("train"), rows.role("valid"), config,
-                             config.review_capacity_per_day["account"])
+                             config.capacity("account"))
     assert again.graph is champion.artifact.graph

@@ -13,14 +13,16 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from models.registry import CHAMPION, alias_version, load_scorer, log_scorer
-from training.aliases import move_alias
-from training.compare import challenger_wins
+from models.registry import CHAMPION, alias_version, load_scorer, log_scorer, move_alias
+from stores.engine import make_engine
+from stores.migrate import upgrade
 from training.config import TrainConfig
 from training.datasets import LabelledEntities, load_entities
 from training.evaluation import WindowEvaluation, evaluate_window
 from training.plots import plot_calibration, plot_feature_importance, plot_precision_recall
+from training.promotion import challenger_wins
 from training.split import TimeSplitConfig, time_split
+from training.trainer import fit_scorer
 from triage.settings import TriageSettings
 
 
@@ -58,14 +60,11 @@ def train_entity(
 ) -> TrainingOutcome:
     """`scheduler` (a Dask scheduler address) fits on the cluster through `lightgbm.dask`; evaluation, tracking
     and promotion stay the same."""
-    # imported here so `triage --help` stays fast
-    from training.trainer import fit_scorer
-
     client = configure_mlflow(settings)
     data = load_entities(dataset_dir, entity)
     split_cfg = config.split
     split = time_split(data, TimeSplitConfig(split_cfg.test_days, split_cfg.valid_days, split_cfg.gap_days))
-    k = config.review_capacity_per_day[entity]
+    k = config.capacity(entity)
     model_name = settings.model_name(entity)
     with mlflow.start_run(run_name=f"train-{entity}") as run:
         mlflow.set_tags({"entity": entity, "job": "train", "dataset": str(dataset_dir)})
@@ -75,7 +74,8 @@ def train_entity(
         if scheduler is None:
             artifact, fit_info = fit_scorer(data, split, config, progress=progress)
         else:
-            from training.distributed import train_distributed
+            # imported here: the Dask stack (~1 s) loads only for training on a cluster
+            from training.distributed import train_distributed  # noqa: PLC0415
 
             artifact = train_distributed(dataset_dir, entity, config, scheduler)
             fit_info = {"best_iteration": float(artifact.booster.current_iteration())}
@@ -113,7 +113,12 @@ def train_entity(
             reason = (f"train run {run.info.run_id}: test {config.promotion_metric} "
                       f"{evaluation.model[config.promotion_metric]:.4f}"
                       + (f" vs champion {champion_metric:.4f}" if champion_metric is not None else " (no champion)"))
-            move_alias(settings, client, model_name, CHAMPION, version, set_by="train", reason=reason)
+            engine = make_engine(settings.database_url)
+            try:
+                upgrade(engine)
+                move_alias(client, engine, model_name, CHAMPION, version, set_by="train", reason=reason)
+            finally:
+                engine.dispose()
         mlflow.set_tags({"registered_version": version, "promoted": str(promoted),
                          "champion_before": champion_before or "none"})
     return TrainingOutcome(run.info.run_id, model_name, version, promoted, champion_before, evaluation,
