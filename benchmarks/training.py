@@ -105,12 +105,13 @@ def child_score(dataset: Path, artifact_dir: Path, workers: int) -> dict[str, An
     import pandas as pd
     from distributed import LocalCluster
 
+    from features.context import join_context
+    from jobs.batch import score_parquet
     from models.artifact import ScorerArtifact
-    from models.batch import score_parquet
-    from training.datasets import listing_frame
 
     artifact = ScorerArtifact.load(artifact_dir)
-    frame = listing_frame(pd.read_parquet(dataset / "listings.parquet"), pd.read_parquet(dataset / "accounts.parquet"))
+    frame = join_context(pd.read_parquet(dataset / "listings.parquet"), "listing",
+                         {"account": pd.read_parquet(dataset / "accounts.parquet")})
     out: dict[str, Any] = {"rows": len(frame)}
     for threads in (0, 1):
         start = time.perf_counter()
@@ -121,13 +122,13 @@ def child_score(dataset: Path, artifact_dir: Path, workers: int) -> dict[str, An
                                                             processes=True, dashboard_address=None) as cluster:
         start = time.perf_counter()
         result = score_parquet(artifact, dataset / "listings.parquet", Path(tmp) / "scored",
-                               client=cluster.scheduler_address, accounts_path=dataset / "accounts.parquet",
+                               client=cluster.scheduler_address, linked={"account": dataset / "accounts.parquet"},
                                blocksize="16MiB", min_partitions=4 * workers)
         out["dask_seconds"] = time.perf_counter() - start
         out["dask_partitions"] = result.partitions
         start = time.perf_counter()
         score_parquet(artifact, dataset / "listings.parquet", Path(tmp) / "scored-local",
-                      accounts_path=dataset / "accounts.parquet", blocksize="16MiB", min_partitions=4 * workers)
+                      linked={"account": dataset / "accounts.parquet"}, blocksize="16MiB", min_partitions=4 * workers)
         out["dask_threads_seconds"] = time.perf_counter() - start
     out["peak_rss_mib"] = _max_rss_mib()
     return out
@@ -138,7 +139,7 @@ WIDE_WIDTH = 50
 
 
 def _listing_feature_names() -> list[str]:
-    from features import LISTING_FEATURE_SET
+    from features.listing import LISTING_FEATURE_SET
 
     return list(LISTING_FEATURE_SET.feature_names)
 
@@ -194,7 +195,7 @@ def run(sizes: list[int], rounds: int, score_size: int | None, workdir: Path, wr
     if scoring is not None:
         n = scoring["rows"]
         parts += [
-            f"Batch scoring of {n:,} listings (`score_frame`; Dask: `models.batch.score_parquet`, Parquet in and "
+            f"Batch scoring of {n:,} listings (`score_frame`; Dask: `jobs.batch.score_parquet`, Parquet in and "
             "out, 16 MiB blocks, at least 4 partitions per worker):",
             table(["path", "seconds", "rows/s"], [
                 ["`score_frame` in process, LightGBM all threads", fmt(scoring["in_process_threads_0_seconds"], 1),

@@ -6,17 +6,22 @@ score of the same rows exactly; Dask only decides where and in how many pieces i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import dask
+import dask.dataframe as dd
 import pandas as pd
+import pyarrow.parquet as pq
+from dask.diagnostics import ProgressBar
+from distributed import Client
+from distributed import progress as show_progress
 
+from features.context import context_columns, join_context, joined_names
 from models.artifact import ScorerArtifact
-
-if TYPE_CHECKING:
-    import dask.dataframe as dd
-    from distributed import Client
+from training.distributed import connected
 
 DEFAULT_BLOCKSIZE = "64MiB"
 
@@ -43,25 +48,24 @@ def score_dask_frame(artifact: ScorerArtifact, frame: dd.DataFrame, num_threads:
 
 
 def read_records(artifact: ScorerArtifact, input_path: Path | str, blocksize: str | int | None = DEFAULT_BLOCKSIZE,
-                 accounts_path: Path | str | None = None) -> dd.DataFrame:
-    """The input's raw fields as a Dask frame (only the columns the features read are loaded). For listings,
-    `accounts_path` adds the seller context as training does (`training.datasets.listing_frame`)."""
-    import dask.dataframe as dd
-    import pyarrow.parquet as pq
-
+                 linked: Mapping[str, Path | str] | None = None) -> dd.DataFrame:
+    """The input's raw fields as a Dask frame (only the columns the features read are loaded). `linked` gives
+    the tables of the entity types the records link to (the accounts behind listings): their context is
+    joined in as training joins it (`features.context.join_context`)."""
     fs = artifact.feature_set
+    entity = artifact.entity
     available = set(pq.read_schema(_first_file(Path(input_path))).names)
-    wanted = [raw.name for raw in fs.inputs if raw.name in available]
-    if accounts_path is not None:
-        wanted = [c for c in wanted if not c.startswith("seller_") or c == "seller_id"]
+    joined = joined_names(entity) if linked else set()
+    wanted = [raw.name for raw in fs.inputs if raw.name in available and raw.name not in joined]
     frame = dd.read_parquet(str(input_path), columns=wanted, blocksize=blocksize)
-    if accounts_path is not None:
-        if str(fs.entity) != "listing":
-            raise ValueError("accounts_path adds seller context to listings only")
-        from training.datasets import listing_frame
-
-        accounts = pd.read_parquet(accounts_path, columns=["account_id", "created_at", "country", "verification"])
-        frame = frame.map_partitions(listing_frame, accounts)
+    if linked:
+        needed = context_columns(entity)
+        unknown = set(linked) - set(needed)
+        if unknown:
+            raise ValueError(f"{entity} records do not link to {sorted(unknown)}; they link to {sorted(needed)}")
+        tables = {other: pd.read_parquet(linked[other], columns=columns) for other, columns in needed.items()
+                  if other in linked}
+        frame = frame.map_partitions(join_context, entity, tables)
     return frame
 
 
@@ -82,7 +86,7 @@ def score_parquet(
     output_path: Path | str,
     client: Client | str | None = None,
     blocksize: str | int | None = DEFAULT_BLOCKSIZE,
-    accounts_path: Path | str | None = None,
+    linked: Mapping[str, Path | str] | None = None,
     progress: bool = False,
     min_partitions: int | None = None,
 ) -> BatchScoreResult:
@@ -93,7 +97,7 @@ def score_parquet(
     Dask cannot split a Parquet row group, so a file written as one big row group is one partition; pass
     `min_partitions` (e.g. 2-4 × the workers' threads) to split it after reading.
     """
-    frame = read_records(artifact, input_path, blocksize, accounts_path)
+    frame = read_records(artifact, input_path, blocksize, linked)
     if min_partitions is not None and frame.npartitions < min_partitions:
         frame = frame.repartition(npartitions=min_partitions)
     scored = score_dask_frame(artifact, frame)
@@ -102,17 +106,12 @@ def score_parquet(
     if client is None:
         results = _compute_local(write, rows, progress)
     else:
-        from training.distributed import connected
-
         with connected(client) as dask_client:
             results = _compute_distributed(dask_client, write, rows, progress)
     return BatchScoreResult(Path(output_path), int(sum(results)), int(scored.npartitions))
 
 
 def _compute_local(write: Any, rows: Any, progress: bool) -> list[int]:
-    import dask
-    from dask.diagnostics import ProgressBar
-
     if progress:
         with ProgressBar():
             _, counts = dask.compute(write, rows)
@@ -122,8 +121,6 @@ def _compute_local(write: Any, rows: Any, progress: bool) -> list[int]:
 
 
 def _compute_distributed(client: Client, write: Any, rows: Any, progress: bool) -> list[int]:
-    from distributed import progress as show_progress
-
     # one graph for both, so each partition is scored once and both the file and its row count come from it
     futures = client.compute([write, rows])
     if progress:

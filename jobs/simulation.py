@@ -12,6 +12,8 @@ import mlflow
 import pandas as pd
 
 from features import columns_from_frame
+from features.context import account_age_days
+from loop.report import markdown_table
 from models.artifact import ScorerArtifact
 from policy import (
     CapacityConfig,
@@ -28,9 +30,11 @@ from policy import (
     run_policies,
     summarise,
 )
+from policy.rules import RULES_RAW_COLUMNS
 from training.config import SplitConfig
 from training.datasets import LabelledEntities, load_entities
 from training.split import TimeSplitConfig, time_split
+from triage.entities import ENTITIES
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -45,17 +49,18 @@ class SimulationOutcome:
 
 
 def _rules_columns(data: LabelledEntities) -> pd.DataFrame:
-    """The raw columns an ops team's hand-written rules read (see policy/rules.py)."""
-    frame = data.frame
-    if data.feature_set.entity == "listing":
-        age = (pd.to_datetime(frame["created_at"], utc=True)
-               - pd.to_datetime(frame["seller_created_at"], utc=True)).dt.total_seconds() / SECONDS_PER_DAY
-        keep = ["price", "reference_price", "discount_pct", "title", "description", "stock"]
-        return frame[keep].assign(verification=frame["seller_verification"], account_age_days=age)
-    age = (pd.to_datetime(frame["observed_at"], utc=True)
-           - pd.to_datetime(frame["created_at"], utc=True)).dt.total_seconds() / SECONDS_PER_DAY
-    keep = ["verification", "chargebacks_90d", "orders_90d", "disputes_90d", "prior_violations", "gmv_90d"]
-    return frame[keep].assign(account_age_days=age)
+    """The raw columns an ops team's hand-written rules read (see policy/rules.py): the record's own, a linked
+    entity's context under that entity's names (a listing's seller verification is its `verification`), and
+    the age of the account behind it by the registry's one age rule."""
+    frame, entity = data.frame, data.feature_set.entity
+    out = frame[[c for c in RULES_RAW_COLUMNS if c in frame.columns]].reset_index(drop=True)
+    for link in ENTITIES.get(entity).links:
+        for source, joined in link.columns.items():
+            if source in RULES_RAW_COLUMNS and source not in out.columns and joined in frame.columns:
+                out[source] = frame[joined].to_numpy()
+    if ENTITIES.get(entity).age is not None:
+        out["account_age_days"] = account_age_days(columns_from_frame(frame, data.feature_set), entity)
+    return out
 
 
 def build_arrivals(data: LabelledEntities, artifact: ScorerArtifact) -> pd.DataFrame:
@@ -66,8 +71,8 @@ def build_arrivals(data: LabelledEntities, artifact: ScorerArtifact) -> pd.DataF
     truth = data.truth
     ids = data.frame[fs.id_field].astype(str)
     arrivals = pd.DataFrame({
-        "case_id": str(fs.entity) + ":" + ids,
-        "entity_type": str(fs.entity),
+        "case_id": fs.entity + ":" + ids,
+        "entity_type": fs.entity,
         "arrived_at": data.times,
         "probability": batch.probability,
         "exposure": batch.exposure,
@@ -77,7 +82,7 @@ def build_arrivals(data: LabelledEntities, artifact: ScorerArtifact) -> pd.DataF
         "loss_if_missed": truth["loss_if_missed"].to_numpy(),
         "risk_type": truth["risk_type"].to_numpy(),
     })
-    return pd.concat([arrivals, _rules_columns(data).reset_index(drop=True)], axis=1)
+    return pd.concat([arrivals, _rules_columns(data)], axis=1)
 
 
 def simulate(
@@ -124,16 +129,7 @@ def log_simulation(outcome: SimulationOutcome, capacity: CapacityConfig, policy_
         for policy, row in outcome.table.iterrows():
             mlflow.log_metrics({f"{policy}.{k}": float(v) for k, v in row.items() if isinstance(v, (int, float))})
         mlflow.log_artifact(str(outcome.plot))
-        mlflow.log_text(outcome.table.to_markdown() if _has_tabulate() else outcome.table.to_string(),
-                        "queue_simulation.md")
+        mlflow.log_text(markdown_table(outcome.table, "{:,.3f}"), "queue_simulation.md")
         outcome.per_day.to_csv(outcome.plot.with_name("per_day.csv"), index=False)
         mlflow.log_artifact(str(outcome.plot.with_name("per_day.csv")))
         return str(run.info.run_id)
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True

@@ -12,9 +12,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from features import columns_from_frame
+from features.context import join_context
 from models.artifact import ScorerArtifact
 from tests.conftest import small_train_config
-from training.datasets import listing_frame, load_entities
+from training.datasets import load_entities
 from training.split import TimeSplitConfig, time_split
 
 pytestmark = pytest.mark.slow
@@ -83,7 +84,7 @@ def test_distributed_artifact_round_trips_and_serves_reasons(distributed_artifac
 
 def test_batch_scoring_through_dask_equals_in_process(distributed_artifact: ScorerArtifact, small_dataset: Path,
                                                       cluster_address: str, tmp_path: Path) -> None:
-    from models.batch import score_parquet
+    from jobs.batch import score_parquet
 
     listings = pd.read_parquet(small_dataset / "listings.parquet")
     accounts = pd.read_parquet(small_dataset / "accounts.parquet")
@@ -94,18 +95,18 @@ def test_batch_scoring_through_dask_equals_in_process(distributed_artifact: Scor
         listings.iloc[chunk].to_parquet(source / f"part-{i}.parquet", index=False)
 
     result = score_parquet(distributed_artifact, source, tmp_path / "scored", client=cluster_address,
-                           accounts_path=small_dataset / "accounts.parquet")
+                           linked={"account": small_dataset / "accounts.parquet"})
     assert result.rows == len(listings) and result.partitions >= 4
     # compare by id: the output's file order is the writer's, not a promise of the API
     scored = pd.read_parquet(tmp_path / "scored").sort_values("listing_id").reset_index(drop=True)
-    expected = (distributed_artifact.score_frame(listing_frame(listings, accounts))
+    expected = (distributed_artifact.score_frame(join_context(listings, "listing", {"account": accounts}))
                 .sort_values("listing_id").reset_index(drop=True))
     pd.testing.assert_frame_equal(scored, expected, check_exact=True, check_dtype=False)
 
 
 def test_batch_scoring_without_a_cluster(distributed_artifact: ScorerArtifact, small_dataset: Path,
                                          tmp_path: Path) -> None:
-    from models.batch import score_parquet
+    from jobs.batch import score_parquet
 
     frame = load_entities(small_dataset, "listing").frame.head(3000)
     frame.to_parquet(tmp_path / "with_seller.parquet", index=False)
@@ -118,7 +119,7 @@ def test_batch_scoring_without_a_cluster(distributed_artifact: ScorerArtifact, s
 
 
 def test_missing_input_is_a_clear_error(distributed_artifact: ScorerArtifact, tmp_path: Path) -> None:
-    from models.batch import score_parquet
+    from jobs.batch import score_parquet
 
     with pytest.raises(FileNotFoundError, match="does not exist"):
         score_parquet(distributed_artifact, tmp_path / "nope.parquet", tmp_path / "out")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
+from jobs.simulation import simulate
 from models.registry import load_scorer
 from policy import CapacityConfig, QueuePolicyConfig
 from tests.conftest import TrainedStore
 from training.config import TrainConfig
-from training.queue_simulation import simulate
 
 pytestmark = pytest.mark.e2e
 

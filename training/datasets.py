@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features import Entity, FeatureSet, columns_from_frame, feature_set_for
-from features.account import ACCOUNT_GRAPH_CONFIG
-from features.graph import GraphSnapshot, LinkGraph, enrich_with_graph, snapshot_from_entities
+from features import FeatureSet, columns_from_frame, feature_set_for
+from features.context import context_columns, join_context
+from features.graph import GraphSnapshot, LinkGraph, enrich_with_graph, graph_config_of, snapshot_from_entities
+from triage.entities import ENTITIES
 
 TRUTH_COLUMNS = ("true_prob", "is_violation", "risk_type", "loss_if_missed", "exposure_if_violation")
 
@@ -54,37 +55,33 @@ class LabelledEntities:
         return len(self.frame)
 
 
-def _read(path: Path) -> pd.DataFrame:
+def _read(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"data set file {path} is missing (run `triage generate` or see docs/adapters.md)")
-    return pd.read_parquet(path)
+    return pd.read_parquet(path, columns=columns)
 
 
-def listing_frame(listings: pd.DataFrame, accounts: pd.DataFrame) -> pd.DataFrame:
-    """Listings with the seller context a caller sends along (static account facts only: no history that
-    could postdate the listing)."""
-    seller = accounts.drop_duplicates("account_id", keep="first")[
-        ["account_id", "created_at", "country", "verification"]
-    ].rename(
-        columns={
-            "account_id": "seller_id",
-            "created_at": "seller_created_at",
-            "country": "seller_country",
-            "verification": "seller_verification",
-        }
-    )
-    return listings.merge(seller, on="seller_id", how="left", validate="many_to_one")
+def entity_file(dataset_dir: Path, entity: str, which: str = "data") -> Path:
+    """The data set file of an entity type (`data`, `truth` or `identifiers`), as the registry names it."""
+    spec = ENTITIES.scored(entity)
+    name = {"data": spec.data_file, "truth": spec.truth_file, "identifiers": spec.identifiers_file}[which]
+    if name is None:
+        raise FileNotFoundError(f"entity {entity!r} declares no {which} file (see triage/entities.py)")
+    return dataset_dir / name
 
 
-def load_entities(dataset_dir: Path, entity: str | Entity) -> LabelledEntities:
+def raw_frame(dataset_dir: Path, entity: str) -> pd.DataFrame:
+    """An entity type's raw records with the context of the entities they link to (the seller of a listing)."""
+    frame = _read(entity_file(dataset_dir, entity))
+    linked = {other: _read(entity_file(dataset_dir, other), columns)
+              for other, columns in context_columns(entity).items()}
+    return join_context(frame, entity, linked)
+
+
+def load_entities(dataset_dir: Path, entity: str) -> LabelledEntities:
     feature_set = feature_set_for(entity)
-    accounts = _read(dataset_dir / "accounts.parquet")
-    if feature_set.entity is Entity.LISTING:
-        frame = listing_frame(_read(dataset_dir / "listings.parquet"), accounts)
-        truth = _read(dataset_dir / "listing_truth.parquet")
-    else:
-        frame = accounts
-        truth = _read(dataset_dir / "account_truth.parquet")
+    frame = raw_frame(dataset_dir, entity)
+    truth = _read(entity_file(dataset_dir, entity, "truth"))
     id_field = feature_set.id_field
     truth = frame[[id_field]].merge(truth, on=id_field, how="left", validate="one_to_one")
     if truth["label"].isna().any():
@@ -96,11 +93,12 @@ def load_entities(dataset_dir: Path, entity: str | Entity) -> LabelledEntities:
     label = truth["label"].to_numpy(dtype=np.int8)
     label_available_at = pd.to_datetime(truth["label_available_at"], utc=True)
     graph = None
-    identifiers_path = dataset_dir / "account_identifiers.parquet"
-    if feature_set.entity is Entity.ACCOUNT and identifiers_path.is_file():
-        links = LinkGraph.from_identifiers(pd.read_parquet(identifiers_path), frame["account_id"].astype(str))
+    graph_config = graph_config_of(feature_set)
+    identifiers = ENTITIES.get(entity).identifiers_file
+    if graph_config is not None and identifiers is not None and (dataset_dir / identifiers).is_file():
+        links = LinkGraph.from_identifiers(pd.read_parquet(dataset_dir / identifiers), frame[id_field].astype(str))
         graph = snapshot_from_entities(links, columns_from_frame(frame, feature_set), feature_set, label,
-                                       label_available_at, config=ACCOUNT_GRAPH_CONFIG)
+                                       label_available_at, config=graph_config)
     return LabelledEntities(
         feature_set=feature_set,
         frame=frame,

@@ -25,12 +25,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import dask
+import dask.dataframe as dd
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from distributed import Client
+from lightgbm.dask import DaskLGBMClassifier
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from features import FeatureEncoder, FeatureKind, FeatureSet, columns_from_frame, feature_set_for
+from features.context import context_columns, join_context
 from features.encoder import DEFAULT_MAX_CATEGORIES
 from training.config import TrainConfig
+from training.datasets import entity_file
+from training.trainer import assemble_scorer
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -77,7 +86,6 @@ class SplitBounds:
 @contextmanager
 def connected(scheduler: str | Client) -> Iterator[Client]:
     """The given Client, or a new one to the scheduler address that is closed afterwards."""
-    from distributed import Client
 
     if isinstance(scheduler, Client):
         yield scheduler
@@ -89,21 +97,17 @@ def connected(scheduler: str | Client) -> Iterator[Client]:
 def read_labelled(dataset_dir: Path, entity: str, blocksize: str | int | None = "128MiB") -> dd.DataFrame:
     """A data set folder (docs/data-contract.md) as one Dask frame of raw fields + `label` +
     `label_available_at`, the distributed counterpart of `training.datasets.load_entities`."""
-    import dask.dataframe as dd
-
-    from training.datasets import listing_frame
 
     fs = feature_set_for(entity)
     id_field = fs.id_field
-    truth_file = "listing_truth.parquet" if entity == "listing" else "account_truth.parquet"
-    entity_file = "listings.parquet" if entity == "listing" else "accounts.parquet"
-    frame = dd.read_parquet(dataset_dir / entity_file, blocksize=blocksize)
-    if entity == "listing":
-        # one row per seller: small enough to send to every partition; the same join as load_entities
-        accounts = pd.read_parquet(dataset_dir / "accounts.parquet",
-                                   columns=["account_id", "created_at", "country", "verification"])
-        frame = frame.map_partitions(listing_frame, accounts)
-    truth = dd.read_parquet(dataset_dir / truth_file, columns=[id_field, LABEL, LABEL_AVAILABLE_AT],
+    frame = dd.read_parquet(entity_file(dataset_dir, entity), blocksize=blocksize)
+    # linked tables hold one row per linked entity (a seller): small enough to send to every partition; the
+    # same join as load_entities
+    linked = {other: pd.read_parquet(entity_file(dataset_dir, other), columns=columns)
+              for other, columns in context_columns(entity).items()}
+    if linked:
+        frame = frame.map_partitions(join_context, entity, linked)
+    truth = dd.read_parquet(entity_file(dataset_dir, entity, "truth"), columns=[id_field, LABEL, LABEL_AVAILABLE_AT],
                             blocksize=blocksize)
     return frame.merge(truth, on=id_field, how="left")
 
@@ -145,7 +149,6 @@ def best_iteration(margins: np.ndarray, label: np.ndarray, patience: int) -> int
     """The iteration `lightgbm.early_stopping` would keep, from per-iteration margins (iterations × rows):
     stop at the first iteration where any metric has not improved for `patience` rounds and keep that
     metric's best; without a stop, the first metric's best over all rounds."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
 
     scorers = {"average_precision": average_precision_score, "auc": roc_auc_score}
     best = dict.fromkeys(METRICS, -np.inf)
@@ -196,11 +199,7 @@ def train_distributed(
 
 def _train(client: Client, data: Path | str | dd.DataFrame, entity: str, config: TrainConfig,
            max_categories: int) -> ScorerArtifact:
-    import dask
-    import lightgbm as lgb
-    from lightgbm.dask import DaskLGBMClassifier
 
-    from training.trainer import assemble_scorer
 
     fs = feature_set_for(entity)
     frame = read_labelled(Path(data), entity) if isinstance(data, str | Path) else data
