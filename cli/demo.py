@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 import typer
 
-from features import ACCOUNT_FEATURE_SET, LISTING_FEATURE_SET
+from features import feature_set_for
 from serving.client import ScoringClient, records_for_api
-from training.datasets import listing_frame
+from training.datasets import raw_frame
 
 QUEUE_TIERS = ("P0", "P1", "P2")
 
 
-def score_fresh_batch(
-    data_dir: Path, url: str, n_listings: int, n_accounts: int, api_key: str | None = None
-) -> pd.DataFrame:
-    accounts = pd.read_parquet(data_dir / "accounts.parquet")
-    listings = listing_frame(pd.read_parquet(data_dir / "listings.parquet"), accounts)
-    newest_listings = listings.sort_values("created_at").tail(n_listings)
-    newest_accounts = accounts.sort_values("observed_at").tail(n_accounts)
+def score_fresh_batch(data_dir: Path, url: str, counts: Mapping[str, int], api_key: str | None = None) -> pd.DataFrame:
+    """Send the newest `counts[entity]` records of each entity type of the data set through the scoring API."""
     rows = []
     with ScoringClient(url, api_key=api_key) as client:
-        for entity, frame, fs in (
-            ("listing", newest_listings, LISTING_FEATURE_SET),
-            ("account", newest_accounts, ACCOUNT_FEATURE_SET),
-        ):
-            rows.extend(client.score(entity, records_for_api(frame, fs)))
+        for entity, n in counts.items():
+            fs = feature_set_for(entity)
+            newest = raw_frame(data_dir, entity).sort_values(fs.time_field).tail(n)
+            rows.extend(client.score(entity, records_for_api(newest, fs)))
     return pd.DataFrame(rows)
 
 

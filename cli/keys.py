@@ -21,11 +21,11 @@ T = TypeVar("T")
 @contextmanager
 def _engine(settings: TriageSettings) -> Iterator[Engine]:
     from stores.engine import make_engine
-    from stores.schema import create_all
+    from stores.migrate import upgrade
 
     engine = make_engine(settings.database_url)
     try:
-        create_all(engine)
+        upgrade(engine)
         yield engine
     finally:
         engine.dispose()
