@@ -169,7 +169,7 @@ def build_reference_store(workdir: Path, n_listings: int, rounds: int) -> Refere
 
 def sample_records(dataset: Path, n: int, seed: int = 1) -> list[dict[str, Any]]:
     """JSON-ready listing records from the later (test) window, as a queue system would send them."""
-    from features import LISTING_FEATURE_SET
+    from features.listing import LISTING_FEATURE_SET
     from serving.client import records_for_api
     from training.datasets import load_entities
 

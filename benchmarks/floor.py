@@ -26,10 +26,10 @@ class FloorResult:
 
 def measure_floor(scorer: Any, records: Sequence[dict[str, Any]], n: int, log_db: Path) -> FloorResult:
     from models.attribution import Attribution
-    from serving.schemas import ListingRecord, ReasonsMode
+    from serving.schemas import RECORD_MODELS, ReasonsMode
     from serving.scoring import log_entries, score_batch, score_records, score_response
     from stores.engine import make_engine
-    from stores.schema import create_all
+    from stores.migrate import upgrade
     from stores.score_insert import ScoreInsert
 
     artifact = scorer.artifact
@@ -51,15 +51,15 @@ def measure_floor(scorer: Any, records: Sequence[dict[str, Any]], n: int, log_db
         artifact.score_records(batch, num_threads=1)
 
     def handler(recs: list[dict[str, Any]], mode: ReasonsMode) -> None:
-        validated = [ListingRecord.model_validate(r) for r in recs]
+        validated = [RECORD_MODELS["listing"].model_validate(r) for r in recs]
         score_records(scorer, [v.model_dump() for v in validated], mode, 3).model_dump_json()
 
     engine = make_engine(f"sqlite:///{log_db}")
-    create_all(engine)
+    upgrade(engine)
     insert = ScoreInsert(engine)
 
     def handler_logged(recs: list[dict[str, Any]]) -> None:
-        validated = [ListingRecord.model_validate(r) for r in recs]
+        validated = [RECORD_MODELS["listing"].model_validate(r) for r in recs]
         scored = score_batch(scorer, [v.model_dump() for v in validated])
         with engine.begin() as connection:
             insert.insert(connection, log_entries(scorer, scored, "champion", True, "r", datetime.now(UTC)))
@@ -68,7 +68,7 @@ def measure_floor(scorer: Any, records: Sequence[dict[str, Any]], n: int, log_db
     # step costs for one record, to see where the time goes
     now = datetime.now(UTC)
     rec = records[0]
-    validated = ListingRecord.model_validate(rec)
+    validated = RECORD_MODELS["listing"].model_validate(rec)
     dumped = validated.model_dump()
     b1 = artifact.score_records([dumped], num_threads=1)
     from features import columns_from_records
@@ -77,7 +77,7 @@ def measure_floor(scorer: Any, records: Sequence[dict[str, Any]], n: int, log_db
     matrix = artifact.encoder.transform(cols)
     response = score_records(scorer, [dumped], ReasonsMode.NONE, 3)
     parts = {
-        "validate record (pydantic)": time_calls(lambda: ListingRecord.model_validate(rec), n),
+        "validate record (pydantic)": time_calls(lambda: RECORD_MODELS["listing"].model_validate(rec), n),
         "model_dump()": time_calls(validated.model_dump, n),
         "record → raw columns": time_calls(lambda: columns_from_records([dumped], artifact.feature_set), n),
         "features (encoder.transform)": time_calls(lambda: artifact.encoder.transform(cols), n),

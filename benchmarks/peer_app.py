@@ -4,7 +4,7 @@ the serving framework and nothing else. `uvicorn benchmarks.peer_app:app`.
 It builds the service's own class outside BentoML (`TriageService.inner()`: the same settings, champion
 loading, scoring log, audit writer and start-up adjustments) and calls its `_score` method, which is the
 whole of what `/score_listings` does once BentoML has parsed the request: validation happens in FastAPI's
-request model (the same generated `ListingRecord`), then scoring, shadow scoring, the scoring log, the audit
+request model (the same generated `RECORD_MODELS["listing"]`), then scoring, shadow scoring, the scoring log, the audit
 entry and the response model. Auth is off, as in the benchmark's BentoML runs.
 """
 
@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
 
-from serving.schemas import MAX_RECORDS_PER_REQUEST, MAX_TOP_REASONS, ListingRecord, ReasonsMode, ScoreResponse
+from serving.schemas import MAX_RECORDS_PER_REQUEST, MAX_TOP_REASONS, RECORD_MODELS, ReasonsMode, ScoreResponse
+
+ListingRecord: Any = RECORD_MODELS["listing"]  # the listing request model, generated from its fields
 
 
 class ListingRequest(BaseModel):

@@ -107,10 +107,10 @@ def writer(database: str, method: str, ordered_ids: bool, count: int, seed: int,
 
 def rows_per_second(folder: Path, method: str, ordered_ids: bool, processes: int, count: int) -> float:
     from stores.engine import make_engine
-    from stores.schema import create_all
+    from stores.migrate import upgrade
 
     database = folder / f"{method}-{ordered_ids}-{processes}.db"
-    create_all(make_engine(f"sqlite:///{database}"))
+    upgrade(make_engine(f"sqlite:///{database}"))
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     workers = [context.Process(target=writer, args=(str(database), method, ordered_ids, count, seed, results))

@@ -31,8 +31,10 @@ from pydantic import SecretStr
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stores.api_keys import KeyInfo, Role
+from stores.api_keys import ApiKeyStore, KeyInfo, Role
+from stores.engine import make_engine
 from stores.records import utc_now
+from triage.settings import TriageSettings
 
 AuthMode = Literal["api_keys", "off"]
 log = logging.getLogger("triage.auth")
@@ -309,9 +311,6 @@ class TriageAuthMiddleware(AuthMiddleware):
     when the app starts in each worker, so nothing is read or connected at import time."""
 
     def __init__(self, app: ASGIApp) -> None:
-        from stores.api_keys import ApiKeyStore
-        from stores.engine import make_engine
-        from triage.settings import TriageSettings
 
         settings = TriageSettings()
         mode: AuthMode = settings.auth

@@ -21,8 +21,9 @@ from serving.schemas import Case, CaseDetail, FeatureValue, Member, Reason
 from serving.scorers import ScorerSet
 from serving.scoring import QUEUED_TIERS
 from stores.decisions import DecisionStore
-from stores.records import TimeWindow
+from stores.records import TimeWindow, exposure_estimates
 from stores.scoring_log import ScoringLogReader
+from triage.entities import ENTITIES
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,20 @@ def _undecided(cases: pd.DataFrame, decided: dict[tuple[str, str], datetime]) ->
 
 
 def bundle_groups(cases: pd.DataFrame, scorers: ScorerSet) -> pd.DataFrame:
-    """Open account cases linked in one group of the champion's link graph become one group case: its members,
-    the group's expected loss (the sum), and the strongest member's reasons; a ring is one ticket."""
-    champion = scorers.champions.get("account")
-    accounts = cases[cases["entity_type"] == "account"]
+    """Open cases of a group entity type's members (accounts) linked in one group of their champion's link
+    graph become one group case: its members, the group's expected loss (the sum), and the strongest member's
+    reasons; a ring is one ticket."""
+    cases = cases.assign(members=None)
+    for group in (spec for spec in ENTITIES if spec.members is not None):
+        cases = _bundle(cases, scorers, group.name, str(group.members))
+    return cases
+
+
+def _bundle(cases: pd.DataFrame, scorers: ScorerSet, group_type: str, member_type: str) -> pd.DataFrame:
+    champion = scorers.champions.get(member_type)
+    accounts = cases[cases["entity_type"] == member_type]
     if champion is None or champion.artifact.graph is None or accounts.empty:
-        return cases.assign(members=None)
+        return cases
     graph = champion.artifact.graph.graph
     pos = graph.positions(accounts["entity_id"].to_numpy(dtype=object))
     groups = graph.groups
@@ -105,7 +114,7 @@ def bundle_groups(cases: pd.DataFrame, scorers: ScorerSet) -> pd.DataFrame:
         expected = members["probability"] * members["exposure"]
         top = members.iloc[int(np.argmax(expected.to_numpy()))].copy()
         exposure = float(members["exposure"].sum())
-        top["case_id"], top["entity_type"], top["entity_id"] = f"group:{gid}", "group", str(gid)
+        top["case_id"], top["entity_type"], top["entity_id"] = f"{group_type}:{gid}", group_type, str(gid)
         top["exposure"] = exposure
         top["probability"] = float(expected.sum() / exposure) if exposure > 0 else float(members["probability"].max())
         top["enqueued_at"] = members["enqueued_at"].min()
@@ -115,7 +124,7 @@ def bundle_groups(cases: pd.DataFrame, scorers: ScorerSet) -> pd.DataFrame:
             for _, m in members.sort_values("probability", ascending=False).iterrows()
         ]
         bundled.append(top)
-    rest = cases.drop(index=linked.index).assign(members=None)
+    rest = cases.drop(index=linked.index)
     if not bundled:
         return rest.reset_index(drop=True)
     return pd.concat([rest, pd.DataFrame(bundled)], ignore_index=True)
@@ -125,9 +134,8 @@ def _rescore(rows: pd.DataFrame, champion: LoadedScorer) -> pd.DataFrame:
     artifact = champion.artifact
     matrix = np.array([r.feature_vector for r in rows["record"]], dtype=np.float64)
     logged_probability = np.array([r.probability for r in rows["record"]])
-    logged_loss = np.array([r.expected_loss for r in rows["record"]])
-    # exposure does not depend on the model: recover it from what was logged
-    exposure = np.where(logged_probability > 0, logged_loss / np.maximum(logged_probability, 1e-12), 0.0)
+    # exposure does not depend on the model: the one the score was logged with
+    exposure = exposure_estimates(list(rows["record"]))
     same_schema = np.array([r.feature_names_hash == artifact.schema_hash for r in rows["record"]])
     probability = logged_probability.copy()
     if same_schema.any():
@@ -159,8 +167,9 @@ def build_cases(
         if selection.tier is not None and row["tier"] != selection.tier:
             continue
         source = cases.iloc[int(row["row"])]
-        # a group case is explained by its strongest member account
-        champion = scorers.champions["account" if source["entity_type"] == "group" else str(source["entity_type"])]
+        # a group case is explained by its strongest member
+        entity_type = str(source["entity_type"])
+        champion = scorers.champions[ENTITIES.get(entity_type).members or entity_type]
         matrix = np.asarray(source["matrix_row"], dtype=np.float64).reshape(1, -1)
         all_reasons = to_reasons(champion, matrix, top_k=None)[0] if source["same_schema"] else []
         positive = sorted((r for r in all_reasons if r.contribution > 0), key=lambda r: -r.contribution)

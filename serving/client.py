@@ -11,7 +11,8 @@ import httpx
 import pandas as pd
 
 from features import FeatureSet, FieldKind
-from serving.schemas import MAX_RECORDS_PER_REQUEST
+from serving.schemas import MAX_RECORDS_PER_REQUEST, score_route
+from triage.entities import ENTITIES
 
 
 def records_for_api(frame: pd.DataFrame, feature_set: FeatureSet) -> list[dict[str, Any]]:
@@ -58,11 +59,11 @@ class ScoringClient:
         self, entity: str, records: Sequence[Mapping[str, Any]], reasons: str = "queued", top_reasons: int = 3
     ) -> list[dict[str, Any]]:
         """Score any number of records, in requests of at most the API's limit; returns the results."""
-        key = {"listing": "listings", "account": "accounts"}[entity]
+        key = ENTITIES.scored(entity).plural
         results: list[dict[str, Any]] = []
         for chunk in _chunks(records, MAX_RECORDS_PER_REQUEST):
             response = self._client.post(
-                f"/score_{key}", json={key: list(chunk), "reasons": reasons, "top_reasons": top_reasons}
+                score_route(entity), json={key: list(chunk), "reasons": reasons, "top_reasons": top_reasons}
             )
             response.raise_for_status()
             body = response.json()

@@ -18,12 +18,14 @@ import gc
 import logging
 from typing import Any
 
+from bentoml._internal.server.http.traffic import TimeoutMiddleware
+from starlette.responses import JSONResponse
+
 log = logging.getLogger("triage.service")
 
 
 async def _timeout_call_cancelling_timer(self: Any, scope: Any, receive: Any, send: Any) -> None:
     """BentoML's `TimeoutMiddleware.__call__` (1.4.x) plus `handle.cancel()` when the request is done."""
-    from starlette.responses import JSONResponse
 
     if scope["type"] not in ("http", "websocket"):
         return await self.app(scope, receive, send)
@@ -54,7 +56,6 @@ async def _timeout_call_cancelling_timer(self: Any, scope: Any, receive: Any, se
 def cancel_request_timers_when_done() -> bool:
     """Install the timer-cancelling timeout middleware; False (and a log line) when BentoML's middleware is
     not the one this was written against, so an upgrade never silently runs a stale copy."""
-    from bentoml._internal.server.http.traffic import TimeoutMiddleware
 
     current = TimeoutMiddleware.__call__
     if current is _timeout_call_cancelling_timer:

@@ -3,26 +3,28 @@ policy (expected loss raised as the SLA nears)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
 from policy import ExpectedLossPolicy
 from serving.cases import QueueFilter, build_cases, bundle_groups, rank_cases
-from serving.schemas import PrioritizeResponse, QueuedAccount, QueuedListing
+from serving.schemas import PrioritizeResponse
 from serving.scorers import ScorerSet
 from serving.scoring import log_entries, score_batch
 from stores.scoring_log import ScoringLogWriter
 
 
 def prioritize_cases(
-    scorers: ScorerSet, policy: ExpectedLossPolicy, listings: Sequence[QueuedListing],
-    accounts: Sequence[QueuedAccount], limit: int, score_log: ScoringLogWriter,
+    scorers: ScorerSet, policy: ExpectedLossPolicy, queued_by_entity: Mapping[str, Sequence[Any]], limit: int,
+    score_log: ScoringLogWriter,
 ) -> PrioritizeResponse:
+    """`queued_by_entity`: per scored entity type, its `QUEUED_MODELS` cases (record + enqueued_at)."""
     now = datetime.now(UTC)
     parts = []
-    for entity, queued in (("listing", listings), ("account", accounts)):
+    for entity, queued in queued_by_entity.items():
         if not queued:
             continue
         champion = scorers.champions[entity]
@@ -42,6 +44,9 @@ def prioritize_cases(
             "same_schema": True,
             "matrix_row": list(batch.matrix),
         }))
+    if not parts:
+        return PrioritizeResponse(generated_at=now, model_versions={e: s.version for e, s in scorers.champions.items()},
+                                  cases=[])
     cases = pd.concat(parts, ignore_index=True)
     duplicated = cases["case_id"].duplicated(keep="last")
     if duplicated.any():

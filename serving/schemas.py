@@ -7,12 +7,12 @@ import math
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
-from features import ACCOUNT_FEATURE_SET, LISTING_FEATURE_SET, FeatureSet, FieldKind, RawField
-from features.account import ACCOUNT_GRAPH_CONFIG
+from features import FeatureSet, FieldKind, RawField, feature_set_for
+from triage.entities import ENTITIES
 
 MAX_RECORDS_PER_REQUEST = 1000
 """Most records one scoring request may carry; send larger sets in several requests."""
@@ -76,9 +76,10 @@ def _field_type(raw: RawField) -> Any:
     return (annotated | None, None)
 
 
-def record_model(feature_set: FeatureSet, name: str, computed: frozenset[str] = frozenset()) -> type[BaseModel]:
-    """`computed` fields are filled by the service (e.g. link-graph signals) and not accepted from callers."""
-    fields = {raw.name: _field_type(raw) for raw in feature_set.inputs if raw.name not in computed}
+def record_model(feature_set: FeatureSet, name: str) -> type[BaseModel]:
+    """The request model of one record: every raw field the features read, except `computed` ones, which the
+    service fills in (e.g. link-graph signals) and never accepts from callers."""
+    fields = {raw.name: _field_type(raw) for raw in feature_set.inputs if not raw.computed}
     return create_model(
         name,
         __config__=ConfigDict(extra="forbid", str_strip_whitespace=False),
@@ -87,13 +88,19 @@ def record_model(feature_set: FeatureSet, name: str, computed: frozenset[str] = 
     )
 
 
-if TYPE_CHECKING:  # generated classes are opaque to type checkers; they are pydantic models
-    ListingRecord = BaseModel
-    AccountRecord = BaseModel
-else:
-    ListingRecord = record_model(LISTING_FEATURE_SET, "ListingRecord")
-    AccountRecord = record_model(ACCOUNT_FEATURE_SET, "AccountRecord",
-                                 computed=frozenset(ACCOUNT_GRAPH_CONFIG.output_names()))
+def _class_name(entity: str, suffix: str) -> str:
+    return "".join(part.capitalize() for part in entity.split("_")) + suffix
+
+
+RECORD_MODELS: dict[str, type[BaseModel]] = {
+    entity: record_model(feature_set_for(entity), _class_name(entity, "Record")) for entity in ENTITIES.scored_names()
+}
+"""The request model of each scored entity type, generated from its field declarations (e.g. `ListingRecord`)."""
+
+
+def score_route(entity: str) -> str:
+    """The scoring endpoint of an entity type: `/score_<plural>` (e.g. `/score_listings`)."""
+    return f"/score_{ENTITIES.scored(entity).plural}"
 
 
 class ReasonsMode(StrEnum):
@@ -182,16 +189,18 @@ class QueueResponse(BaseModel):
     cases: list[Case]
 
 
-class QueuedListing(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    record: ListingRecord
-    enqueued_at: datetime | None = Field(None, description="When the case entered the queue (default: now)")
+def _queued_model(entity: str) -> type[BaseModel]:
+    return create_model(
+        _class_name(entity, "Queued"),
+        __config__=ConfigDict(extra="forbid"),
+        __doc__=f"A {entity} case to prioritise: its record and when it entered the queue.",
+        record=(RECORD_MODELS[entity], ...),
+        enqueued_at=(datetime | None, Field(None, description="When the case entered the queue (default: now)")),
+    )
 
 
-class QueuedAccount(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    record: AccountRecord
-    enqueued_at: datetime | None = Field(None, description="When the case entered the queue (default: now)")
+QUEUED_MODELS: dict[str, type[BaseModel]] = {entity: _queued_model(entity) for entity in ENTITIES.scored_names()}
+"""Per scored entity type, one case sent to `/prioritize` (e.g. `QueuedListing`: record + enqueued_at)."""
 
 
 class PrioritizeResponse(BaseModel):

@@ -16,7 +16,6 @@ from mlflow import MlflowClient
 from models.attribution import Attribution
 from models.registry import CHALLENGER, LoadedScorer, alias_version, load_scorer
 
-ENTITIES = ("listing", "account")
 log = logging.getLogger(__name__)
 
 
@@ -27,7 +26,7 @@ class ScorerSet:
 
     def versions(self) -> dict[str, str | None]:
         out: dict[str, str | None] = {f"{e}@champion": s.version for e, s in self.champions.items()}
-        out |= {f"{e}@challenger": (s.version if (s := self.challengers.get(e)) else None) for e in ENTITIES}
+        out |= {f"{e}@challenger": (s.version if (s := self.challengers.get(e)) else None) for e in self.champions}
         return out
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from models.artifact import ScoreBatch
 from models.registry import LoadedScorer
 from serving.schemas import ModelRef, Reason, ReasonsMode, ScoredEntity, ScoreResponse
-from stores.records import EntityType, ModelAlias, ScoreRecord
+from stores.records import ModelAlias, ScoreRecord
 
 QUEUED_TIERS = ("P0", "P1", "P2")
 
@@ -31,11 +31,11 @@ def log_entries(
     as they were when scored."""
     artifact = scorer.artifact
     return ScoreRecord.from_columns(
-        scored_at=now, entity_type=EntityType(artifact.entity), model_name=scorer.name,
+        scored_at=now, entity_type=artifact.entity, model_name=scorer.name,
         model_version=scorer.version, model_alias=ModelAlias(alias), served=served,
         feature_names_hash=artifact.schema_hash, request_id=request_id, entity_ids=[str(i) for i in batch.ids],
         probability=batch.probability, score=batch.score, tier=[str(t) for t in batch.tier],
-        expected_loss=batch.expected_loss, features=batch.matrix,
+        expected_loss=batch.expected_loss, features=batch.matrix, exposure=batch.exposure,
     )
 
 

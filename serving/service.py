@@ -1,16 +1,19 @@
 """The BentoML service: `bentoml serve serving.service:TriageService`.
 
 Loads the champion scorers (and shadow challengers) once at start-up from the MLflow registry named by the
-settings, scores listings and accounts, logs every score off the request path, keeps reviewers'
-decisions, serves the ranked investigator queue, and swaps models atomically when an alias moves.
+settings, scores every scored entity type of the registry (`POST /score_<plural>`, one route per type,
+generated from `triage.entities`), logs every score off the request path, keeps reviewers' decisions,
+serves the ranked investigator queue, and swaps models atomically when an alias moves.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -28,28 +31,20 @@ from serving.auth import (
 from serving.schemas import (
     MAX_RECORDS_PER_REQUEST,
     MAX_TOP_REASONS,
-    AccountRecord,
+    QUEUED_MODELS,
+    RECORD_MODELS,
     CaseDetail,
-    ListingRecord,
     PrioritizeResponse,
-    QueuedAccount,
-    QueuedListing,
     QueueResponse,
     ReasonsMode,
     ScoreResponse,
+    score_route,
 )
 from serving.web import ui_app
 from stores.api_keys import Role
 from stores.decisions import Decision, DecisionConflict, StoredDecision
+from triage.entities import ENTITIES
 
-Listings = Annotated[
-    list[ListingRecord],
-    Field(min_length=1, max_length=MAX_RECORDS_PER_REQUEST, description="1 to 1,000 listings"),
-]
-Accounts = Annotated[
-    list[AccountRecord],
-    Field(min_length=1, max_length=MAX_RECORDS_PER_REQUEST, description="1 to 1,000 accounts"),
-]
 TopReasons = Annotated[int, Field(ge=1, le=MAX_TOP_REASONS, description="Reasons per result")]
 Tier = Annotated[str | None, Field(pattern="^P[0-3]$", description="Only this queue tier")]
 log = logging.getLogger("triage.service")
@@ -69,7 +64,6 @@ class ServiceStatus(BaseModel):
     registry_poll_error: str | None
 
 
-@bentoml.asgi_app(ui_app(), path="/ui")
 # Two workers: one per core of the 2-core target machine. Scoring is CPU-bound Python holding the GIL, so a
 # second process is what uses the second core (benchmarks/README.md: 1.6x the single-record requests/s of one
 # worker at concurrency 16, the load client sharing the cores); each worker costs ~450-490 MiB. Change with
@@ -81,8 +75,7 @@ class ServiceStatus(BaseModel):
 # builds a span per request, ~20% of a one-record request's CPU (benchmarks/README.md, variants table); each
 # scoring request is identified by its request_id in the scoring log and the audit log instead. To trace them,
 # configure an exporter and BENTOML_CONFIG_OPTIONS='services.triage.tracing.excluded_urls=healthz'.
-@bentoml.service(name="triage", workers=2, traffic={"timeout": 30}, logging={"access": {"enabled": False}},
-                 tracing={"excluded_urls": ["/score_listings", "/score_accounts"]})
+# (The decorators are applied after the class body, below, once the per-entity endpoints are attached.)
 class TriageService:
     def __init__(self) -> None:
         from mlflow import MlflowClient
@@ -92,22 +85,22 @@ class TriageService:
         from serving.audit import AuditWriter
         from serving.framework import cancel_request_timers_when_done, freeze_startup_heap
         from serving.metrics import ServiceGauges
-        from serving.scorers import ENTITIES, PollingReloader, RegistryWatcher
+        from serving.scorers import PollingReloader, RegistryWatcher
         from stores.audit_log import AuditLog
         from stores.decisions import DecisionStore
         from stores.engine import make_engine
-        from stores.schema import create_all
+        from stores.migrate import upgrade
         from stores.scoring_log import ScoringLogReader, ScoringLogWriter
         from stores.spool import adopt_orphaned_spools, worker_spool_dir
         from triage.settings import TriageSettings
 
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self.settings = settings = TriageSettings()
-        names = {entity: settings.model_name(entity) for entity in ENTITIES}
+        names = settings.model_name_map()
         self.watcher = RegistryWatcher(MlflowClient(settings.tracking_uri), names, settings.serving_alias,
                                        shadow=settings.shadow, attribution=Attribution(settings.reasons_attribution))
         engine = make_engine(settings.database_url)
-        create_all(engine)
+        upgrade(engine)
         # one spool folder per worker process (a spool is locked to one writer); rows left in the folders of
         # workers that stopped are taken over and replayed by this one
         spool = worker_spool_dir(settings.spool_dir, os.getpid())
@@ -122,7 +115,7 @@ class TriageService:
         self.reloader = PollingReloader(self.watcher, settings.reload_poll_seconds, self._on_reload)
         if settings.reload_poll_seconds > 0:
             self.reloader.start()
-        self.gauges = ServiceGauges(settings.home / "monitor", self.score_log.metrics)
+        self.gauges = ServiceGauges(settings.monitor_dir, self.score_log.metrics)
         self.gauges.start()
         # audit writes never wait on the request path; one thread keeps them in order and batches them
         self.audit = AuditWriter(AuditLog(engine))
@@ -170,23 +163,6 @@ class TriageService:
             self._audit_later(who, "scored", entity, champion.version, {"records": len(rows), "request_id": request_id})
         return score_response(champion, batch, reasons, top_reasons)
 
-    @bentoml.api
-    async def score_listings(
-        self, listings: Listings, ctx: bentoml.Context, reasons: ReasonsMode = ReasonsMode.QUEUED,
-        top_reasons: TopReasons = 3,
-    ) -> ScoreResponse:
-        """Score 1–1,000 listings. Each result: calibrated probability, score 0–100, tier, exposure, expected
-        loss and, for the cases that enter the queue (or as `reasons` asks), the top reasons."""
-        return self._score("listing", listings, reasons, top_reasons, principal_of(ctx.request))
-
-    @bentoml.api
-    async def score_accounts(
-        self, accounts: Accounts, ctx: bentoml.Context, reasons: ReasonsMode = ReasonsMode.QUEUED,
-        top_reasons: TopReasons = 3,
-    ) -> ScoreResponse:
-        """Score 1–1,000 seller or creator accounts (same result contract as `score_listings`)."""
-        return self._score("account", accounts, reasons, top_reasons, principal_of(ctx.request))
-
     # -- the queue ----------------------------------------------------------------------------------
     @bentoml.api
     async def queue(
@@ -225,31 +201,24 @@ class TriageService:
             detail=True)[0]
         return detail.model_copy(update={"position": position})  # type: ignore[return-value]
 
-    @bentoml.api
-    async def prioritize(
-        self, ctx: bentoml.Context, listings: list[QueuedListing] = [],  # noqa: B006
-        accounts: list[QueuedAccount] = [],  # noqa: B006
-        limit: Annotated[int, Field(ge=1, le=2 * MAX_RECORDS_PER_REQUEST)] = 100,
-    ) -> PrioritizeResponse:
+    async def _prioritize(self, ctx: bentoml.Context, limit: int, **queued: list[Any]) -> PrioritizeResponse:
         """Rank a set of open cases (new and already queued): each is re-scored with the current champion and
         ordered by expected loss raised as its SLA nears; returns order, tier, SLA due time and the reason
-        for each position."""
+        for each position. Send the cases under each entity type's plural (`listings`, `accounts`, ...);
+        an empty request ranks nothing."""
         from serving.prioritize import prioritize_cases
 
-        if not listings and not accounts:
-            ctx.response.status_code = 400
-            return JSONResponse(  # type: ignore[return-value]
-                {"error": "send at least one case in `listings` or `accounts`",
-                 "detail": [{"loc": ["listings"], "msg": "no cases to prioritise"}]}, status_code=400)
-        if len(listings) + len(accounts) > 2 * MAX_RECORDS_PER_REQUEST:
+        total = sum(len(cases) for cases in queued.values())
+        if total > 2 * MAX_RECORDS_PER_REQUEST:
             ctx.response.status_code = 400
             return JSONResponse(  # type: ignore[return-value]
                 {"error": f"at most {2 * MAX_RECORDS_PER_REQUEST} cases per request",
-                 "detail": [{"loc": ["listings"], "msg": "too many cases"}]}, status_code=400)
+                 "detail": [{"loc": [next(iter(queued))], "msg": "too many cases"}]}, status_code=400)
         scorers = self.watcher.current
-        response = prioritize_cases(scorers, self.policy, listings, accounts, limit, self.score_log)
+        by_entity = {ENTITIES.plural_to_name(plural): cases for plural, cases in queued.items()}
+        response = prioritize_cases(scorers, self.policy, by_entity, limit, self.score_log)
         self._audit_later(principal_of(ctx.request), "prioritized", "queue", None,
-                          {"listings": len(listings), "accounts": len(accounts), "models": scorers.versions()})
+                          {**{plural: len(cases) for plural, cases in queued.items()}, "models": scorers.versions()})
         return response
 
     # -- decisions ----------------------------------------------------------------------------------
@@ -297,6 +266,61 @@ class TriageService:
                           {"before": before, "after": self.watcher.current.versions(), "changed": changed})
         return await self.status()
 
+
+def _score_endpoint(entity: str) -> Callable[..., Any]:
+    """`POST /score_<plural>` for one scored entity type: its records validated by the request model generated
+    from its field declarations, then the shared `_score`."""
+    plural = ENTITIES.scored(entity).plural
+    record: Any = RECORD_MODELS[entity]
+    records = Annotated[list[record],
+                        Field(min_length=1, max_length=MAX_RECORDS_PER_REQUEST, description=f"1 to 1,000 {plural}")]
+
+    async def endpoint(self: TriageService, ctx: bentoml.Context, reasons: ReasonsMode = ReasonsMode.QUEUED,
+                       top_reasons: int = 3, **sent: list[Any]) -> ScoreResponse:
+        return self._score(entity, sent[plural], reasons, top_reasons, principal_of(ctx.request))
+
+    # BentoML reads the request schema from the signature: name the records' field after the entity type
+    endpoint.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        inspect.Parameter(plural, inspect.Parameter.KEYWORD_ONLY, annotation=records),
+        inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=bentoml.Context),
+        inspect.Parameter("reasons", inspect.Parameter.KEYWORD_ONLY, annotation=ReasonsMode,
+                          default=ReasonsMode.QUEUED),
+        inspect.Parameter("top_reasons", inspect.Parameter.KEYWORD_ONLY, annotation=TopReasons, default=3),
+    ], return_annotation=ScoreResponse)
+    endpoint.__name__ = endpoint.__qualname__ = score_route(entity).lstrip("/")
+    endpoint.__doc__ = (f"Score 1–1,000 {plural}. Each result: calibrated probability, score 0–100, tier, "
+                        "exposure, expected loss and, for the cases that enter the queue (or as `reasons` asks), "
+                        "the top reasons.")
+    return bentoml.api(route=score_route(entity), name=endpoint.__name__)(endpoint)
+
+
+def _prioritize_endpoint() -> Callable[..., Any]:
+    async def prioritize(self: TriageService, ctx: bentoml.Context, limit: int = 100,
+                         **queued: list[Any]) -> PrioritizeResponse:
+        return await self._prioritize(ctx, limit, **queued)
+
+    prioritize.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=bentoml.Context),
+        *(inspect.Parameter(ENTITIES.scored(entity).plural, inspect.Parameter.KEYWORD_ONLY,
+                            annotation=list[model], default=[])  # type: ignore[valid-type]
+          for entity, model in QUEUED_MODELS.items()),
+        inspect.Parameter("limit", inspect.Parameter.KEYWORD_ONLY,
+                          annotation=Annotated[int, Field(ge=1, le=2 * MAX_RECORDS_PER_REQUEST)], default=100),
+    ], return_annotation=PrioritizeResponse)
+    prioritize.__doc__ = TriageService._prioritize.__doc__
+    return bentoml.api(route="/prioritize", name="prioritize")(prioritize)
+
+
+for _entity in ENTITIES.scored_names():
+    setattr(TriageService, score_route(_entity).lstrip("/"), _score_endpoint(_entity))
+TriageService.prioritize = _prioritize_endpoint()  # type: ignore[attr-defined]
+TriageService = bentoml.service(  # type: ignore[misc]
+    name="triage", workers=2, traffic={"timeout": 30}, logging={"access": {"enabled": False}},
+    tracing={"excluded_urls": [score_route(entity) for entity in ENTITIES.scored_names()]},
+)(TriageService)
+TriageService = bentoml.asgi_app(ui_app(), path="/ui")(TriageService)  # type: ignore[misc]
 
 # The first middleware added is the outermost: authenticate before reading any body.
 # (the decorator turned the class into a bentoml Service, which type checkers do not see)

@@ -216,7 +216,8 @@ def test_startup_with_a_corrupt_artifact_fails_with_a_clear_message(
         for column in ("source", "storage_location"):
             db.execute(f"UPDATE model_versions SET {column} = replace({column}, ?, ?)", (str(original), str(home)))
     tracking_uri = f"sqlite:///{home / 'mlflow.db'}"
-    source = MlflowClient(tracking_uri).get_model_version_download_uri(trained_store.settings.listing_model_name, "1")
+    name = trained_store.settings.model_name("listing")
+    source = MlflowClient(tracking_uri).get_model_version_download_uri(name, "1")
     assert str(home) in source
     booster = next(Path(source.removeprefix("file://")).rglob("booster.txt"))
     booster.write_text("tree\nversion=v4\nthis is not a LightGBM model\n")

@@ -15,11 +15,11 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
-from features import LISTING_FEATURE_SET
+from features.listing import LISTING_FEATURE_SET
 from models.registry import CHALLENGER, CHAMPION, set_alias
 from serving.client import records_for_api
 from stores.engine import make_engine
-from stores.records import EntityType, TimeWindow
+from stores.records import TimeWindow
 from stores.scoring_log import ScoringLogReader
 from tests.conftest import RunningServer, TrainedStore, small_train_config, start_bento_server, stop_server
 from training.config import LightGBMConfig
@@ -91,7 +91,7 @@ def test_alias_move_swaps_models_with_no_failed_request(reload_setup: ReloadSetu
         while len(traffic.versions) < 50 and thread.is_alive():
             time.sleep(0.05)
         client = MlflowClient(reload_setup.settings.tracking_uri)
-        set_alias(client, reload_setup.settings.listing_model_name, CHAMPION, reload_setup.new_version)
+        set_alias(client, reload_setup.settings.model_name("listing"), CHAMPION, reload_setup.new_version)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and reload_setup.new_version not in traffic.versions[-5:]:
             time.sleep(0.1)
@@ -112,7 +112,7 @@ def test_alias_move_swaps_models_with_no_failed_request(reload_setup: ReloadSetu
 def test_admin_reload_and_shadow_challenger(reload_setup: ReloadSetup) -> None:
     url = reload_setup.server.url
     client = MlflowClient(reload_setup.settings.tracking_uri)
-    name = reload_setup.settings.listing_model_name
+    name = reload_setup.settings.model_name("listing")
     set_alias(client, name, CHAMPION, "1")
     set_alias(client, name, CHALLENGER, reload_setup.new_version)
     status = httpx.post(f"{url}/reload", timeout=60).json()  # no waiting for the poll
@@ -125,7 +125,7 @@ def test_admin_reload_and_shadow_challenger(reload_setup: ReloadSetup) -> None:
     window = TimeWindow(started - timedelta(seconds=1), datetime.now(UTC) + timedelta(minutes=5))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        shadow = reader.scores_in_window(window, entity_type=EntityType.LISTING, served=False)
+        shadow = reader.scores_in_window(window, entity_type="listing", served=False)
         if len(shadow) >= len(reload_setup.records):
             break
         time.sleep(0.2)

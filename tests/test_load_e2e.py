@@ -15,7 +15,8 @@ import httpx
 import numpy as np
 import pytest
 
-from features import ACCOUNT_FEATURE_SET, LISTING_FEATURE_SET
+from features.account import ACCOUNT_FEATURE_SET
+from features.listing import LISTING_FEATURE_SET
 from serving.client import records_for_api
 from stores.api_keys import Role
 from tests.conftest import RunningServer, TrainedStore, stop_server

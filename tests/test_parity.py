@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from features import columns_from_frame, columns_from_records
 from models.registry import load_scorer
 from serving.client import records_for_api
-from serving.schemas import AccountRecord, ListingRecord
+from serving.schemas import RECORD_MODELS
 from tests.conftest import TrainedStore
 from training.datasets import load_entities
 
@@ -25,7 +25,7 @@ def test_frame_and_json_record_paths_are_identical(trained_store: TrainedStore, 
     artifact = loaded.artifact
     frame = load_entities(trained_store.dataset, entity).frame.sample(2000, random_state=5).reset_index(drop=True)
     # the record path exactly as a request travels: JSON text, pydantic validation, model_dump
-    record_model = ListingRecord if entity == "listing" else AccountRecord
+    record_model = RECORD_MODELS[entity]
     wire = json.loads(json.dumps(records_for_api(frame, artifact.feature_set)))
     records = [record_model.model_validate(r).model_dump() for r in wire]
 

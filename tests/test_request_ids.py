@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from features import LISTING_FEATURE_SET
-from serving.schemas import ListingRecord
+from features.listing import LISTING_FEATURE_SET
+from serving.schemas import RECORD_MODELS
 
 
 def listing(listing_id: str) -> dict[str, object]:
@@ -24,11 +24,11 @@ def listing(listing_id: str) -> dict[str, object]:
 ])
 def test_ids_with_nothing_visible_or_control_characters_are_refused(value: str, message: str) -> None:
     with pytest.raises(ValidationError) as raised:
-        ListingRecord.model_validate(listing(value))
+        RECORD_MODELS["listing"].model_validate(listing(value))
     errors = [e for e in raised.value.errors() if e["loc"] == ("listing_id",)]
     assert errors and message in errors[0]["msg"]
 
 
 @pytest.mark.parametrize("value", ["L00000042", "L-é-日本", "L\x7f", "L 42"])
 def test_ordinary_ids_pass(value: str) -> None:
-    assert ListingRecord.model_validate(listing(value)).listing_id == value  # type: ignore[attr-defined]
+    assert RECORD_MODELS["listing"].model_validate(listing(value)).listing_id == value  # type: ignore[attr-defined]

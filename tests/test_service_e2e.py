@@ -8,11 +8,13 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
-from features import ACCOUNT_FEATURE_SET, LISTING_FEATURE_SET, columns_from_frame
+from features import columns_from_frame
+from features.account import ACCOUNT_FEATURE_SET
+from features.listing import LISTING_FEATURE_SET
 from models.attribution import Attribution
 from models.registry import load_scorer
 from serving.client import ScoringClient, records_for_api
-from serving.schemas import ListingRecord
+from serving.schemas import RECORD_MODELS
 from tests.conftest import RunningServer, TrainedStore
 from training.datasets import load_entities
 from training.split import TimeSplitConfig, time_split
@@ -73,7 +75,7 @@ def test_reasons_on_request_are_reviewer_readable(bento_server: RunningServer, t
     scorer = load_scorer(MlflowClient(trained_store.settings.tracking_uri), trained_store.listing.model_name,
                          attribution=Attribution.PATH)
     # as the service sees them: validated (timestamps parsed) and dumped
-    validated = [ListingRecord.model_validate(r).model_dump() for r in listings]
+    validated = [RECORD_MODELS["listing"].model_validate(r).model_dump() for r in listings]
     matrix = scorer.artifact.score_records(validated).matrix
     expected = [[(r.feature, r.contribution) for r in row] for row in scorer.reasons(matrix, top_k=4)]
     served = [[(r["feature"], r["contribution"]) for r in result["reasons"]] for result in payload["results"]]

@@ -17,7 +17,8 @@ import httpx
 import numpy as np
 import pytest
 
-from features import ACCOUNT_FEATURE_SET, LISTING_FEATURE_SET
+from features.account import ACCOUNT_FEATURE_SET
+from features.listing import LISTING_FEATURE_SET
 from serving.client import ScoringClient, records_for_api
 from tests.conftest import ROOT, RunningServer, TrainedStore
 from training.datasets import load_entities

@@ -13,7 +13,9 @@ from typing import Any
 
 import bentoml
 
-from serving.schemas import ListingRecord, ReasonsMode, ScoredEntity
+from serving.schemas import RECORD_MODELS, ReasonsMode, ScoredEntity
+
+ListingRecord: Any = RECORD_MODELS["listing"]  # the listing request model, generated from its fields
 
 
 @bentoml.service(name="triage_batching", workers=1, traffic={"timeout": 30}, logging={"access": {"enabled": False}})
