@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import ks_2samp
+from tqdm.auto import tqdm
 
 from reports.config import DriftThresholds
 
@@ -100,7 +102,6 @@ def _categorical_bins(
 
 
 def _ks(reference: np.ndarray, current: np.ndarray, max_rows: int, seed: int = 0) -> tuple[float | None, float | None]:
-    from scipy.stats import ks_2samp
 
     ref, cur = reference[np.isfinite(reference)], current[np.isfinite(current)]
     if len(ref) < 2 or len(cur) < 2:
@@ -170,7 +171,6 @@ def matrix_drift(
     progress: bool = False,
 ) -> list[FeatureDrift]:
     """Drift of every column of two aligned feature matrices (same columns, same encoding)."""
-    from tqdm.auto import tqdm
 
     if reference.shape[1] != len(feature_names) or current.shape[1] != len(feature_names):
         raise ValueError(

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from policy.config import CapacityConfig, QueuePolicyConfig
+from reports import figures
 from reports.config import MonitorConfig
 from reports.drift import FeatureDrift, feature_drift, matrix_drift
+from reports.html import Section, figure_png, render_page
 from reports.outcomes import (
     Alert,
     outcome_alerts,
@@ -26,6 +28,9 @@ from reports.outcomes import (
     validate_review_frame,
 )
 from reports.sample import FeatureSample
+from reports.sources import dataset_windows, log_sample, simulated_reviews, store_reviews
+from reports.tracking import log_report
+from training.datasets import load_entities
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -154,8 +159,6 @@ def drift_gauges(report: MonitorReport) -> dict[str, float]:
 
 def monitor_figures(report: MonitorReport) -> dict[str, bytes]:
     """Name → PNG bytes of every figure in the report."""
-    from reports import figures
-    from reports.html import figure_png
 
     out = {"psi": figure_png(figures.psi_bars(report.features, report.score, report.config.drift))}
     if report.reference.scores is not None and report.current.scores is not None:
@@ -171,7 +174,6 @@ def monitor_figures(report: MonitorReport) -> dict[str, bytes]:
 
 
 def render_monitor_html(report: MonitorReport, pngs: dict[str, bytes] | None = None) -> str:
-    from reports.html import Section, render_page
 
     pngs = pngs if pngs is not None else monitor_figures(report)
     ref_range, cur_range = report.reference.time_range(), report.current.time_range()
@@ -228,7 +230,6 @@ def write_monitor_report(
 ) -> WrittenReport:
     """Write the self-contained HTML to ``path`` (PNGs too, when ``figures_dir`` is given) and log it to
     MLflow (``run_id``, else the active run, else a new run when ``tracking_uri`` is given)."""
-    from reports.tracking import log_report
 
     pngs = monitor_figures(report)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -263,8 +264,6 @@ def monitor_from_dataset(
     """Monitor a generated data set: reference = the artifact's training window, current = its test window
     (or the windows given); reviews = a queue simulation of the current window at ``capacity`` with the
     observed labels as reviewer outcomes."""
-    from reports.sources import dataset_windows, simulated_reviews
-    from training.datasets import load_entities
 
     policy = policy or QueuePolicyConfig()
     data = load_entities(Path(dataset_dir), artifact.entity)
@@ -293,7 +292,6 @@ def monitor_from_stores(
     """Monitor live traffic: current = served scores in ``current_window`` from the scoring log; reference =
     ``reference`` (e.g. ``FeatureSample.from_frame`` on training data) or the log's ``reference_window``;
     reviews = decisions (joined point-in-time to scores) plus still-open scored cases."""
-    from reports.sources import log_sample, store_reviews
 
     if reference is None:
         if reference_window is None:

@@ -14,13 +14,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from features import FeatureKind
+from reports import figures
 from reports.config import RcaConfig
+from reports.html import Section, figure_png, render_page
 from reports.outcomes import week_start
 from reports.rules import Rule, learn_rules
 from reports.segments import segment_table
-from reports.sources import SEGMENT_COLUMNS
+from reports.sources import account_groups, dataset_windows, encoded_segments, raw_segments, segment_columns
+from reports.tracking import log_report
+from stores.decisions import DecisionStore, Outcome
+from training.datasets import load_entities
+from triage.entities import ENTITIES
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -90,7 +97,7 @@ def rule_design(
 
 
 def default_segment_columns(cases: pd.DataFrame, entity: str) -> list[str]:
-    return [c for c in SEGMENT_COLUMNS[entity] if c in cases.columns]
+    return [c for c in segment_columns(entity) if c in cases.columns]
 
 
 def driver_tables(
@@ -117,7 +124,6 @@ def run_rca(
     (tz-aware), ``label`` (1 = confirmed violation), optional ``loss`` (loss of a confirmed violation) and
     the segment columns. ``matrix`` are the cases' encoded features; without it they are computed from the
     raw columns in ``cases`` with the artifact's encoder."""
-    from tqdm.auto import tqdm
 
     config = config or RcaConfig()
     missing = [c for c in RCA_COLUMNS if c not in cases.columns]
@@ -210,8 +216,6 @@ def rca_markdown(report: RcaReport) -> str:
 
 
 def rca_figures(report: RcaReport) -> dict[str, bytes]:
-    from reports import figures
-    from reports.html import figure_png
 
     out = {}
     if len(report.segments):
@@ -224,7 +228,6 @@ def rca_figures(report: RcaReport) -> dict[str, bytes]:
 
 
 def render_rca_html(report: RcaReport, pngs: dict[str, bytes] | None = None) -> str:
-    from reports.html import Section, render_page
 
     pngs = pngs if pngs is not None else rca_figures(report)
     start, end = (t.isoformat(timespec="minutes") for t in report.window)
@@ -268,7 +271,6 @@ def write_rca_report(
     run_id: str | None = None,
 ) -> WrittenRca:
     """Write ``rca.html`` (self-contained), ``rca.md`` and, with ``figures``, the PNGs into ``out_dir``."""
-    from reports.tracking import log_report
 
     out_dir.mkdir(parents=True, exist_ok=True)
     pngs = rca_figures(report)
@@ -294,15 +296,12 @@ def rca_frame_from_dataset(
 ) -> pd.DataFrame:
     """The data set's cases in ``window`` (default: the artifact's test window) with label = the observed
     investigator label, loss = the true exposure of confirmed violations, and the segment columns."""
-    from reports.sources import account_groups, dataset_windows, raw_segments
-    from training.datasets import load_entities
 
     dataset_dir = Path(dataset_dir)
     data = load_entities(dataset_dir, artifact.entity)
     _, mask, _ = dataset_windows(data, artifact, None, window)
     sub = data.subset(mask)
-    identifiers = dataset_dir / "account_identifiers.parquet"
-    groups = account_groups(pd.read_parquet(identifiers)) if identifiers.is_file() else None
+    groups = _dataset_groups(dataset_dir)
     frame = sub.frame.copy()
     segments = raw_segments(frame, artifact.entity, groups)
     for column in segments.columns:
@@ -315,6 +314,16 @@ def rca_frame_from_dataset(
     else:
         frame["loss"] = artifact.score_frame(frame)["exposure"].to_numpy() * sub.label
     return frame
+
+
+def _dataset_groups(dataset_dir: Path) -> pd.Series | None:
+    """The data set's account groups (the group entity type's members' shared identifiers), if it has them."""
+
+    for group in (spec for spec in ENTITIES if spec.members is not None):
+        identifiers = ENTITIES.get(str(group.members)).identifiers_file
+        if identifiers is not None and (dataset_dir / identifiers).is_file():
+            return account_groups(pd.read_parquet(dataset_dir / identifiers))
+    return None
 
 
 def rca_from_dataset(
@@ -342,11 +351,9 @@ def rca_from_stores(
     decided; label = outcome is ``violation``, loss = the reviewer's ``loss_amount``. Segments are the
     categorical features decoded from the vector plus the age band (raw-only columns such as the seller's
     country are not in the log)."""
-    from reports.sources import encoded_segments
-    from stores.decisions import DecisionStore, Outcome
-    from stores.records import EntityType
 
-    entity_type = EntityType(artifact.entity)
+
+    entity_type = artifact.entity
     rows, vectors = [], []
     for item in DecisionStore(engine).decisions_with_scores(window, model_name=model_name, served=True):
         d, score = item.decision, item.score

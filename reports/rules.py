@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.tree import DecisionTreeClassifier
 
 from reports.config import RcaConfig
 from reports.segments import pool_rare
@@ -166,7 +167,6 @@ def learn_rules(
 ) -> list[Rule]:
     """Rules from two trees fitted on ``fit_mask`` rows: one over segments and model features, one over
     segments only (easier to act on as a queue rule); deduplicated, best fit-window F1 first."""
-    from sklearn.tree import DecisionTreeClassifier
 
     label = np.asarray(label, dtype=np.int8)
     loss = np.asarray(loss, dtype=np.float64)

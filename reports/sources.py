@@ -9,11 +9,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from features import Entity, columns_from_frame
+from features import columns_from_frame, feature_set_for
+from features.context import account_age_days
+from features.graph import SOLO, LinkGraph
+from features.inputs import epoch_seconds
 from policy.config import TIER_NAMES, CapacityConfig, QueuePolicyConfig
+from policy.priority import ExpectedLossPolicy
+from policy.ranking import assign_tiers
+from policy.simulation import simulate_queue
 from reports.outcomes import NO_VIOLATION, VIOLATION
 from reports.sample import FeatureSample, category_decoder
-from stores.records import EntityType, TimeWindow
+from stores.decisions import DecisionStore
+from stores.records import TimeWindow, feature_array
+from stores.scoring_log import ScoringLogReader
+from triage.entities import ENTITIES, AgeRule, check_entity_type
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -26,13 +35,14 @@ REVIEW_TIERS = TIER_NAMES[:3]
 AGE_BAND_EDGES = (7.0, 30.0, 90.0, 365.0)
 AGE_BAND_LABELS = ("<7d", "7-30d", "30-90d", "90-365d", ">1y")
 UNKNOWN = "unknown"
-# Raw segment columns per entity, as the data contract names them (plus the derived age band and group).
-SEGMENT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "listing": ("category", "shipping_origin", "seller_country", "seller_verification", "brand",
-                "account_age_band", "group"),
-    "account": ("category_focus", "country", "verification", "account_type", "account_age_band", "group"),
-}
-AGE_FEATURE = {"listing": "seller_age_days", "account": "account_age_days"}
+DERIVED_SEGMENTS = ("account_age_band", "group")
+"""Segments every entity type with an account behind it gets besides its raw ones (the registry's)."""
+
+
+def segment_columns(entity: str) -> tuple[str, ...]:
+    """The raw segment columns the registry declares for the entity type, plus the derived ones."""
+    spec = ENTITIES.get(entity)
+    return (*spec.segments, *(DERIVED_SEGMENTS if spec.age is not None else ()))
 
 
 def _window_of(times: pd.Series) -> TimeWindow:
@@ -80,9 +90,6 @@ def simulated_reviews(
 ) -> pd.DataFrame:
     """A review frame for a data set window: cases in the review tiers go through the queue simulation
     (expected-loss policy, ``capacity``); a reviewed case's outcome is its observed investigator label."""
-    from policy.priority import ExpectedLossPolicy
-    from policy.ranking import assign_tiers
-    from policy.simulation import simulate_queue
 
     fs = artifact.feature_set
     batch = artifact.score_columns(columns_from_frame(data.frame, fs))
@@ -128,10 +135,9 @@ def simulated_reviews(
 def _served_records(
     engine: Engine, artifact: ScorerArtifact, window: TimeWindow, model_name: str | None
 ) -> list[ScoreRecord]:
-    from stores.scoring_log import ScoringLogReader
 
     records = ScoringLogReader(engine).scores_in_window(
-        window, entity_type=EntityType(artifact.entity), model_name=model_name, served=True
+        window, entity_type=check_entity_type(artifact.entity), model_name=model_name, served=True
     )
     # only rows encoded exactly as this artifact encodes (same features and category codes) are comparable
     return [r for r in records if r.feature_names_hash == artifact.schema_hash]
@@ -142,7 +148,6 @@ def log_sample(
 ) -> FeatureSample:
     """Served scores in ``window`` from the scoring log: the logged feature vectors and the served
     probabilities (read together from the same rows, so they stay aligned)."""
-    from stores.records import feature_array
 
     records = _served_records(engine, artifact, window, model_name)
     if not records:
@@ -157,10 +162,8 @@ def store_reviews(
 ) -> pd.DataFrame:
     """A review frame from the stores: decisions in ``window`` with the score their entity had when
     decided, plus entities scored into a review tier in ``window`` without a decision (open cases)."""
-    from stores.decisions import DecisionStore
-    from stores.scoring_log import ScoringLogReader
 
-    entity_type = EntityType(entity)
+    entity_type = check_entity_type(entity)
     rows = []
     decided_entities = set()
     for item in DecisionStore(engine).decisions_with_scores(window, model_name=model_name, served=True):
@@ -197,40 +200,42 @@ def age_band(days: np.ndarray) -> np.ndarray:
 
 
 def account_groups(identifiers: pd.DataFrame) -> pd.Series:
-    """Account id → group label: accounts linked by any shared identifier form a group (``G`` + the
-    smallest member id); unlinked accounts are ``solo``. A cheap stand-in for the graph features' groups."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
+    """Account id → group label (``solo`` when linked to nobody): the link graph's own groups
+    (`features.graph`), so the report's groups are the queue's groups."""
     if identifiers.empty:
         return pd.Series(dtype=object)
-    acc_codes, accounts = pd.factorize(identifiers["account_id"])
-    id_codes, _ = pd.factorize(identifiers["identifier_type"] + ":" + identifiers["identifier"])
-    n_acc = len(accounts)
-    # bipartite graph accounts ↔ identifiers; components give the groups
-    edges = coo_matrix((np.ones(len(acc_codes)), (acc_codes, id_codes + n_acc)),
-                       shape=(n_acc + id_codes.max() + 1,) * 2)
-    _, component = connected_components(edges, directed=False)
-    comp = pd.Series(component[:n_acc], index=accounts)
-    size = comp.map(comp.value_counts())
-    first = pd.Series(accounts, index=accounts).groupby(comp.to_numpy()).transform("min")
-    return pd.Series(np.where(size.to_numpy() >= 2, "G:" + first.to_numpy().astype(str), "solo"), index=accounts)
+    return LinkGraph.groups_from_identifiers(identifiers).labels_of()
 
 
 def raw_segments(frame: pd.DataFrame, entity: str, groups: pd.Series | None = None) -> pd.DataFrame:
     """Segment columns from raw records (the data contract's columns), strings with ``unknown`` for missing."""
     out = pd.DataFrame(index=frame.index)
-    for column in SEGMENT_COLUMNS[entity]:
+    for column in segment_columns(entity):
         if column in frame.columns:
             out[column] = frame[column].astype(object).where(frame[column].notna(), UNKNOWN).astype(str)
-    owner, born, at = (("seller_id", "seller_created_at", "created_at") if entity == Entity.LISTING.value
-                       else ("account_id", "created_at", "observed_at"))
-    if born in frame.columns and at in frame.columns:
-        days = (pd.to_datetime(frame[at], utc=True) - pd.to_datetime(frame[born], utc=True)).dt.total_seconds()
-        out["account_age_band"] = age_band((days / 86_400).to_numpy())
-    if groups is not None and owner in frame.columns:
-        out["group"] = frame[owner].map(groups).fillna("solo").astype(str).to_numpy()
+    spec = ENTITIES.get(entity)
+    if spec.age is not None and spec.age.born in frame.columns and spec.age.at in frame.columns:
+        out["account_age_band"] = age_band(account_age_days(_time_columns(frame, spec.age), entity))
+    owner = _account_field(entity)
+    if groups is not None and owner is not None and owner in frame.columns:
+        out["group"] = frame[owner].astype(str).map(groups).fillna(SOLO).astype(str).to_numpy()
     return out
+
+
+def _time_columns(frame: pd.DataFrame, age: AgeRule) -> dict[str, np.ndarray]:
+    return {name: epoch_seconds(frame[name]) for name in (age.born, age.at)}
+
+
+def _account_field(entity: str) -> str | None:
+    """The field of an entity's records that names the account behind it: its own id for the entity type the
+    groups are made of, else the link to that type (a listing's seller)."""
+    spec = ENTITIES.get(entity)
+    group = next((g for g in ENTITIES if g.members is not None), None)
+    if group is None:
+        return None
+    if entity == group.members:
+        return str(feature_set_for(entity).id_field)
+    return next((link.by for link in spec.links if link.entity == group.members), None)
 
 
 def encoded_segments(matrix: np.ndarray, artifact: ScorerArtifact) -> pd.DataFrame:
@@ -242,7 +247,7 @@ def encoded_segments(matrix: np.ndarray, artifact: ScorerArtifact) -> pd.DataFra
         decode = category_decoder(vocab)
         column = matrix[:, names.index(name)]
         out[name] = [UNKNOWN if np.isnan(v) else decode(v) for v in column]
-    age = AGE_FEATURE.get(artifact.entity)
-    if age in names:
-        out["account_age_band"] = age_band(matrix[:, names.index(age)])
+    age = ENTITIES.get(artifact.entity).age
+    if age is not None and age.feature in names:
+        out["account_age_band"] = age_band(matrix[:, names.index(age.feature)])
     return out

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
 
 
 def metric_key(name: str) -> str:
@@ -29,10 +33,7 @@ def log_report(
     tracking is an addition, not a requirement). Uses an ``MlflowClient`` rather than the global
     ``mlflow.set_tracking_uri`` so a report never redirects the caller's own tracking.
     """
-    import math
 
-    import mlflow
-    from mlflow import MlflowClient
 
     clean = {metric_key(k): float(v) for k, v in (metrics or {}).items() if math.isfinite(v)}
     if run_id is not None:
