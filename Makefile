@@ -32,6 +32,7 @@ test: setup lint browser
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 
 unit: setup
 	$(PY) -m pytest -q -m "not e2e"
