@@ -31,9 +31,11 @@ from pydantic import SecretStr
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.schemas import score_route
 from stores.api_keys import ApiKeyStore, KeyInfo, Role
 from stores.engine import make_engine
 from stores.records import utc_now
+from triage.entities import ENTITIES
 from triage.settings import TriageSettings
 
 AuthMode = Literal["api_keys", "off"]
@@ -53,8 +55,8 @@ HEALTH_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 DOCS_PATHS = frozenset({"/", "/docs", "/docs.json", "/schema.json"})
 DOCS_PREFIXES = ("/static_content/", "/assets/")
 ROUTE_ROLES: Mapping[str, Role] = {
-    "/score_listings": Role.SCORER,
-    "/score_accounts": Role.SCORER,
+    # one scoring route per scored entity type of the registry
+    **{score_route(entity): Role.SCORER for entity in ENTITIES.scored_names()},
     "/prioritize": Role.SCORER,
     "/queue": Role.REVIEWER,
     "/case": Role.REVIEWER,
