@@ -51,10 +51,13 @@ class NatsSink:
         async def quiet(error: Exception) -> None:  # nats-py logs every connection error loudly by default
             logger.debug("nats subscriber %s: %s", self.config.name, error)
 
-        # no reconnect loop inside the client: the dispatcher's back-off decides when to try again
-        self._client = await nats.connect(
+        # No reconnect loop inside the client: the dispatcher's back-off decides when to try again. (nats-py
+        # reads max_reconnect_attempts=0 as "no limit" on the initial connect and would retry forever; 1 gives
+        # up after two tries per server.) The outer timeout bounds it whatever the client does.
+        self._client = await asyncio.wait_for(nats.connect(
             servers=self.config.servers, connect_timeout=self.config.timeout_seconds, allow_reconnect=False,
-            max_reconnect_attempts=0, error_cb=quiet, name=f"triage-outbox-{self.config.name}")
+            max_reconnect_attempts=1, reconnect_time_wait=0.05, error_cb=quiet,
+            name=f"triage-outbox-{self.config.name}"), timeout=self.config.timeout_seconds * 3)
         self._js = self._client.jetstream(timeout=self.config.timeout_seconds)
         if self.config.ensure_stream:
             await self._ensure_stream(self._js)
