@@ -13,7 +13,8 @@ error when the other side decides (``price != null && price < 50.0`` is false, n
 
 Numbers are CEL doubles: compare with ``50`` or ``50.0`` alike, but write arithmetic with double literals
 (``price * 2.0``; ``price * 2`` mixes double and int, which CEL refuses). Such a rule is refused when it is
-compiled: each rule is evaluated once on probe values of the declared kinds and refused if that is a type error.
+compiled: each rule is evaluated on probe values of the declared kinds and refused if that is a type error for all
+of them. A NaN made by arithmetic (``0.0 / 0.0``) compares as an error too: counted in ``errors`` on that row.
 
 Regular expressions. ``text.matches('pattern')`` with a literal pattern is compiled once per rule with RE2 (the
 syntax CEL specifies; linear time, so a crafted title cannot make a pattern backtrack) instead of on every
@@ -212,8 +213,11 @@ def _first_sentence(message: str) -> str:
 
 def _probe(rule: Rule, program: cel.Program, kinds: Mapping[str, VariableKind],
            functions: Mapping[str, Callable[[object], bool | None]]) -> None:
-    """Evaluate on non-missing values of the declared kinds: a type error or a non-boolean result there is an
-    error on every row, so the rule is refused now rather than counted as failing on each record later."""
+    """Evaluate on non-missing values of the declared kinds (all numbers 1.0 and strings "x", then 0.0 and ""). A
+    condition that gives a boolean for one of them is accepted: a value can make a valid condition fail (0.0 / 0.0
+    is NaN, and CEL has no comparison for NaN). One that is a type error, or not a boolean, for all of them is wrong
+    for every record, and refused now rather than counted as failing on each record later."""
+    problems: list[str] = []
     for values in _PROBE_VALUES:
         context = cel.Context({name: values[kind] for name, kind in kinds.items()}, dict(functions))
         try:
@@ -221,11 +225,13 @@ def _probe(rule: Rule, program: cel.Program, kinds: Mapping[str, VariableKind],
         except Exception as error:  # cel raises TypeError, RuntimeError, ZeroDivisionError, ...: classified below
             message = _first_sentence(str(error))
             if any(marker in message for marker in _STATIC_ERROR_MARKERS):
-                raise RuleCompileError(rule, f"condition is a type error for values of the declared kinds: "
-                                             f"{message}") from None
-            continue  # value-dependent (division by zero, a failed int("x")): can be fine on real records
-        if not isinstance(result, bool):
-            raise RuleCompileError(rule, f"condition must be true or false, got {type(result).__name__} {result!r}")
+                problems.append(f"condition is a type error for values of the declared kinds: {message}")
+            continue  # otherwise value-dependent (division by zero, a failed int("x")): fine on other records
+        if isinstance(result, bool):
+            return
+        problems.append(f"condition must be true or false, got {type(result).__name__} {result!r}")
+    if problems:
+        raise RuleCompileError(rule, problems[0])
 
 
 @dataclass(frozen=True, slots=True)

@@ -274,3 +274,14 @@ def test_empty_sets_and_no_rows() -> None:
     hits = RuleSet.from_rules([make_rule()], VARIABLES).evaluate(columns(price=[], category=[],
                                                                           prohibited_terms=[]), 0)
     assert hits.matrix.shape == (0, 1) and list(hits.hits()) == []
+
+
+def test_a_ratio_is_not_refused_for_what_zero_over_zero_gives() -> None:
+    # probing with 0.0 everywhere makes price / reference_price NaN, which CEL cannot compare: not a type error
+    variables = {**VARIABLES, "reference_price": VariableKind.NUMBER}
+    rule = make_rule(condition="account_age_days != null && price / reference_price < 0.3")
+    hits = RuleSet.from_rules([rule], variables).evaluate(
+        {"account_age_days": np.array([1.0, 2.0, 3.0]), "price": np.array([10.0, 0.0, 90.0]),
+         "reference_price": np.array([100.0, 0.0, 100.0])}, 3)
+    assert hits.matrix[:, 0].tolist() == [True, False, False]
+    assert hits.errors == {"thc-cart-cheap": 1}  # the 0 / 0 row
