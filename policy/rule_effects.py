@@ -108,21 +108,23 @@ def apply_rule_hits(
     harm_out = [set() if harm_classes is None else set(harm_classes[i]) for i in range(n)]
     route_out = [set() if routes is None else set(routes[i]) for i in range(n)]
     reasons: list[list[str]] = [[] for _ in range(n)]
-    acting = [(j, rule) for j, rule in enumerate(hits.rules) if rule.mode is RuleMode.ACTIVE]
-    for j, rule in acting:
+    acting = [j for j, rule in enumerate(hits.rules) if rule.mode is RuleMode.ACTIVE]
+    # only the cells that hit are visited: one nonzero() over the active columns, rows in order, rules in order
+    rows, which = np.nonzero(hits.matrix[:, acting]) if acting else (np.empty(0, int), np.empty(0, int))
+    for row, k in zip(rows.tolist(), which.tolist(), strict=True):
+        rule = hits.rules[acting[k]]
         action = rule.action
+        if isinstance(action, ForceTier):
+            if _TIER_RANK[action.tier] < _TIER_RANK[tier_out[row]]:
+                tier_out[row] = action.tier
+        elif isinstance(action, AddHarmClass):
+            harm_out[row].add(action.harm_class)
+        elif isinstance(action, Hold):
+            hold_out[row] = True
+        elif isinstance(action, Route):
+            route_out[row].add(action.skill)
         names = [name for name, _spec in reason_placeholders(rule.reason)]
-        for row in np.flatnonzero(hits.matrix[:, j]).tolist():
-            if isinstance(action, ForceTier):
-                if _TIER_RANK[action.tier] < _TIER_RANK[tier_out[row]]:
-                    tier_out[row] = action.tier
-            elif isinstance(action, AddHarmClass):
-                harm_out[row].add(action.harm_class)
-            elif isinstance(action, Hold):
-                hold_out[row] = True
-            elif isinstance(action, Route):
-                route_out[row].add(action.skill)
-            reasons[row].append(reason_text(rule, _row_values(columns, names, row)))
+        reasons[row].append(reason_text(rule, _row_values(columns, names, row)))
     return RuleEffects(
         tiers=tier_out,
         harm_classes=tuple(frozenset(s) for s in harm_out),

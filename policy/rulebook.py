@@ -14,6 +14,7 @@ Modes:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import string
@@ -128,6 +129,7 @@ class Rule(_Frozen):
         return f"{self.rule_id} v{self.version}"
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and called for every acting hit: parse each template once
 def reason_placeholders(template: str) -> tuple[tuple[str, str], ...]:
     """``(name, format_spec)`` of each ``{name}`` / ``{name:spec}`` in a reason template, in order.
 
