@@ -4,7 +4,10 @@ accepting, duplicates deduplicated by the receiver, dead letters, the background
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -196,3 +199,12 @@ def test_outbox_and_config_must_agree(store_engine: Engine) -> None:
     config = webhook_config(f"http://127.0.0.1:{free_port()}/x")
     with pytest.raises(ValueError, match="subscriptions"):
         Dispatcher(make_outbox(store_engine, DeliveryConfig(), Clock()), config)
+
+
+def test_delivery_sits_above_stores_only() -> None:
+    # a fresh interpreter: importing every delivery module loads no serving, training or CLI code
+    code = ("import sys, delivery, delivery.dispatcher, delivery.nats_sink, delivery.rabbitmq_sink; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'serving', 'training', 'triage', 'models'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.stdout.strip() == "[]"
