@@ -27,6 +27,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
+# the modules that declare tables beside stores.schema: imported so `metadata` is the whole schema
+from stores import outbox, rules  # noqa: F401
 from stores.engine import sqlite_file_path
 from stores.schema import ENTITY_TYPES_NAME, entity_type_check, metadata, store_meta
 from triage.entities import ENTITIES

@@ -12,8 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-PACKAGES = ("cli", "serving", "reports", "jobs", "loop", "training", "models", "features", "policy", "stores",
-            "synthetic", "triage")
+PACKAGES = ("cli", "serving", "reports", "jobs", "loop", "training", "models", "features", "delivery", "stores",
+            "policy", "synthetic", "triage")
 
 
 def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:

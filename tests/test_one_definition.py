@@ -26,8 +26,8 @@ from training.distributed import read_labelled
 from triage.entities import ENTITIES
 
 ROOT = Path(__file__).resolve().parents[1]
-PRODUCT_PACKAGES = ("cli", "serving", "reports", "jobs", "loop", "training", "models", "features", "policy", "stores",
-                    "synthetic", "triage")
+PRODUCT_PACKAGES = ("cli", "serving", "reports", "jobs", "loop", "training", "models", "features", "delivery",
+                    "stores", "policy", "synthetic", "triage")
 
 
 def test_report_groups_are_the_graph_features_groups(small_dataset: Path) -> None:

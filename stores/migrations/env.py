@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from stores.schema import metadata
+from stores.migrate import metadata  # the whole schema: stores.schema's tables and the modules beside it
 
 connection = context.config.attributes["connection"]
 # batch mode on SQLite: its ALTER TABLE cannot change constraints, so such steps copy the table
