@@ -9,7 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from synthetic.vocab import ACCOUNT_RISK_TYPES, CATEGORIES, LISTING_RISK_TYPES
+from synthetic.items import ITEM_KIND_NAMES
+from synthetic.vocab import ACCOUNT_RISK_TYPES, CATEGORIES, HARM_CLASSES, LISTING_RISK_TYPES
 
 # Columns a covariate drift may scale. Restricted to numeric observables whose scaling keeps the other columns
 # meaningful; counts are rounded back to integers after scaling.
@@ -131,6 +132,48 @@ class LabelConfig(_Frozen):
         return self
 
 
+def _default_severity() -> dict[str, float]:
+    # harm units per person reached: a sold unit of an illegal or dangerous good, a buyer defrauded, a thousand
+    # followers misled
+    return {
+        "illegal_or_dangerous": 10.0, "safety": 6.0, "scam": 1.0, "misleading": 0.5, "ip_infringement": 0.3,
+        "fake_engagement": 0.2,
+    }
+
+
+def _default_kind_multiplier() -> dict[str, float]:
+    return {
+        "controlled_drug": 1.5, "vape_thc": 0.8, "weapon": 1.5, "wildlife": 1.2, "uncertified_electrical": 1.0,
+        "recalled_product": 1.3,
+    }
+
+
+class HarmConfig(_Frozen):
+    """Harm in the hidden truth, separate from money: ``harm_if_violation = severity x reach x noise``.
+
+    Severity comes from the harm class of the risk type (and the item kind for prohibited and unsafe goods,
+    or ``health_claims_multiplier`` for misleading claims in health categories). Reach is the number of people
+    the violation reaches: units sold for a listing, buyers (90-day orders + 1) for a seller, thousands of
+    followers for a creator. Price does not enter.
+    """
+
+    severity: dict[str, float] = Field(default_factory=_default_severity)
+    item_kind_multiplier: dict[str, float] = Field(default_factory=_default_kind_multiplier)
+    health_claims_multiplier: float = Field(default=3.0, gt=0)
+    noise_sigma: float = Field(default=0.25, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> HarmConfig:
+        needed = set(HARM_CLASSES) - {"none"}
+        if set(self.severity) != needed or any(v < 0 for v in self.severity.values()):
+            raise ValueError(f"severity needs a value >= 0 for exactly {sorted(needed)}")
+        if set(self.item_kind_multiplier) - set(ITEM_KIND_NAMES) or any(
+            v < 0 for v in self.item_kind_multiplier.values()
+        ):
+            raise ValueError(f"item_kind_multiplier keys must be among {ITEM_KIND_NAMES}, values >= 0")
+        return self
+
+
 def _default_start() -> datetime:
     return datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -159,6 +202,7 @@ class GeneratorConfig(_Frozen):
     rings: RingConfig = Field(default_factory=RingConfig)
     sharing: SharingConfig = Field(default_factory=SharingConfig)
     labels: LabelConfig = Field(default_factory=LabelConfig)
+    harm: HarmConfig = Field(default_factory=HarmConfig)
 
     # drift: the default wave + price inflation at default_drift_start_fraction of the window, plus any extra
     include_default_drift: bool = True

@@ -15,13 +15,8 @@ from synthetic._types import FloatArray, IntArray
 from synthetic.accounts import AccountArrays, generate_accounts
 from synthetic.config import DriftSpec, GeneratorConfig
 from synthetic.identifiers import generate_identifiers
-from synthetic.listings import (
-    ListingArrays,
-    build_catalog,
-    generate_listings,
-    origin_vocabulary,
-    term_vocabulary,
-)
+from synthetic.items import ITEM_KIND_NAMES
+from synthetic.listings import ListingArrays, build_catalog, generate_listings, origin_vocabulary
 from synthetic.schema import SCHEMA_VERSION, TABLES
 from synthetic.strings import as_str_series, hex16, padded_ids, splitmix64, str_series
 from synthetic.text import build_text
@@ -31,11 +26,14 @@ from synthetic.vocab import (
     ACCOUNT_RISK_TYPES,
     CATEGORIES,
     COUNTRIES,
+    HARM_CLASSES,
     LISTING_RISK_TYPES,
+    RISK_TYPE_HARM_CLASS,
     VERIFICATION_LEVELS,
 )
+from synthetic.wording import build_wording
 
-_STAGES = ("accounts", "identifiers", "listings", "text", "truth", "assemble")
+_STAGES = ("accounts", "identifiers", "listings", "truth", "text", "assemble")
 # Independent random streams per stage, so changing one stage's draws leaves the others' untouched.
 _STREAMS = ("accounts", "identifiers", "catalog", "listings", "text", "account_truth", "listing_truth")
 
@@ -90,8 +88,8 @@ def generate_marketplace(config: GeneratorConfig, progress: bool = False) -> Mar
 
         catalog = build_catalog(rng["catalog"], specs)
         origins = origin_vocabulary(specs)
-        terms, term_classes = term_vocabulary(specs)
-        lst = generate_listings(config, rng["listings"], cdf, acc, catalog, origins, terms, specs)
+        wording = build_wording(specs)
+        lst = generate_listings(config, rng["listings"], cdf, acc, catalog, origins, wording, specs)
         lst = _permute(lst, np.argsort(lst.created_days, kind="stable"))
         drift_rows |= _apply_covariate_drift(lst, lst.created_days, specs, "listings")
         pattern_specs = [i for i, s in enumerate(specs) if s.kind == "pattern"]
@@ -99,12 +97,12 @@ def generate_marketplace(config: GeneratorConfig, progress: bool = False) -> Mar
             drift_rows[i] = int((lst.pattern == 2 + j).sum())
         stage("listings")
 
-        title, description = build_text(rng["text"], lst, catalog, terms)
-        stage("text")
-
         a_truth = account_truth(config, rng["account_truth"], acc)
-        l_truth = listing_truth(config, rng["listing_truth"], lst, acc, catalog, origins, term_classes)
+        l_truth = listing_truth(config, rng["listing_truth"], lst, acc, catalog, origins, wording)
         stage("truth")
+
+        title, description = build_text(rng["text"], lst, catalog, wording)
+        stage("text")
 
         listing_ids = padded_ids("L", lst.n, 7)
         accounts_df = _accounts_frame(config, acc, account_ids)
@@ -136,6 +134,7 @@ def generate_marketplace(config: GeneratorConfig, progress: bool = False) -> Mar
             config, "listing_id", listing_ids, l_truth, LISTING_RISK_TYPES, lst.created_days,
             str_series(pattern_names, lst.pattern),
         )
+        listing_truth_df["item_kind"] = str_series(("", *ITEM_KIND_NAMES), lst.kind + 1)
         data = MarketplaceData(
             accounts=accounts_df,
             account_identifiers=identifiers,
@@ -225,6 +224,9 @@ def _truth_frame(
             "label": truth.label,
             "label_available_at": to_timestamps(config.start, entity_days + truth.label_delay_days),
             "pattern": pattern,
+            "harm_class": str_series(HARM_CLASSES, truth.harm_class),
+            "harm": np.where(truth.is_violation, truth.harm_if_violation, 0.0),
+            "harm_if_violation": truth.harm_if_violation,
         }
     )
 
@@ -260,6 +262,23 @@ def _manifest(
             "account_label_rate": float(at["label"].mean()),
         },
         "rings": {"count": int(acc.ring.max(initial=-1)) + 1, "members": int((acc.ring >= 0).sum())},
+        "harm": _harm_summary(data),
         "truth_loaded": True,
         "config": config.model_dump(mode="json"),
     }
+
+
+def _harm_summary(data: MarketplaceData) -> dict[str, Any]:
+    """Per harm class of each truth table: violations, total harm and total money lost if all were missed."""
+    summary: dict[str, Any] = {"risk_type_harm_class": dict(RISK_TYPE_HARM_CLASS)}
+    for name, truth in (("listings", data.listing_truth), ("accounts", data.account_truth)):
+        violations = truth[truth["is_violation"]]
+        by_class = violations.groupby("harm_class", observed=True).agg(
+            violations=("harm", "size"), harm=("harm", "sum"), loss_if_missed=("loss_if_missed", "sum")
+        )
+        summary[name] = {
+            str(c): {"violations": int(r["violations"]), "harm": round(float(r["harm"]), 3),
+                     "loss_if_missed": round(float(r["loss_if_missed"]), 2)}
+            for c, r in by_class.iterrows()
+        }
+    return summary

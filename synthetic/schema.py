@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-SCHEMA_VERSION = "1.0"
+# 1.1: truth carries harm_class, harm, harm_if_violation (and item_kind for listings)
+SCHEMA_VERSION = "1.1"
 
 STR = "str"
 TIMESTAMP = "datetime64[us, UTC]"
@@ -64,10 +65,13 @@ _TRUTH_COMMON: Mapping[str, str] = MappingProxyType({
     "label": INT,
     "label_available_at": TIMESTAMP,
     "pattern": STR,
+    "harm_class": STR,
+    "harm": FLOAT,
+    "harm_if_violation": FLOAT,
 })
 
 ACCOUNT_TRUTH_COLUMNS: Mapping[str, str] = MappingProxyType({"account_id": STR, **_TRUTH_COMMON, "ring_id": STR})
-LISTING_TRUTH_COLUMNS: Mapping[str, str] = MappingProxyType({"listing_id": STR, **_TRUTH_COMMON})
+LISTING_TRUTH_COLUMNS: Mapping[str, str] = MappingProxyType({"listing_id": STR, **_TRUTH_COMMON, "item_kind": STR})
 
 # file stem -> columns, in the order they are written
 TABLES: Mapping[str, Mapping[str, str]] = MappingProxyType({
