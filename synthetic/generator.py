@@ -11,14 +11,15 @@ import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from synthetic._types import FloatArray, IntArray
+from synthetic._types import BoolArray, FloatArray, IntArray
 from synthetic.accounts import AccountArrays, generate_accounts
 from synthetic.config import DriftSpec, GeneratorConfig
 from synthetic.identifiers import generate_identifiers
 from synthetic.items import ITEM_KIND_NAMES
-from synthetic.listings import ListingArrays, build_catalog, generate_listings, origin_vocabulary
+from synthetic.listings import Catalog, ListingArrays, build_catalog, generate_listings, origin_vocabulary
+from synthetic.missingness import Masks, account_masks, listing_masks, listing_sources
 from synthetic.schema import SCHEMA_VERSION, TABLES
-from synthetic.strings import as_str_series, hex16, padded_ids, splitmix64, str_series
+from synthetic.strings import as_str_series, hex16, null_where, padded_ids, splitmix64, str_series
 from synthetic.text import build_text
 from synthetic.timeline import hourly_cdf, to_timestamps
 from synthetic.truth import Truth, account_truth, listing_truth
@@ -33,9 +34,11 @@ from synthetic.vocab import (
 )
 from synthetic.wording import build_wording
 
-_STAGES = ("accounts", "identifiers", "listings", "truth", "text", "assemble")
+_STAGES = ("accounts", "identifiers", "listings", "truth", "text", "missingness", "assemble")
 # Independent random streams per stage, so changing one stage's draws leaves the others' untouched.
-_STREAMS = ("accounts", "identifiers", "catalog", "listings", "text", "account_truth", "listing_truth")
+# New streams are appended: SeedSequence children depend on their position only.
+_STREAMS = ("accounts", "identifiers", "catalog", "listings", "text", "account_truth", "listing_truth",
+            "missingness")
 
 T = TypeVar("T", AccountArrays, ListingArrays)
 
@@ -104,25 +107,16 @@ def generate_marketplace(config: GeneratorConfig, progress: bool = False) -> Mar
         title, description = build_text(rng["text"], lst, catalog, wording)
         stage("text")
 
+        source = listing_sources(config.missingness, rng["missingness"], acc, lst)
+        source_names = tuple(config.missingness.listing_sources)
+        l_missing = listing_masks(config.missingness, rng["missingness"], source, lst.bad)
+        a_missing = account_masks(config.missingness, rng["missingness"], acc)
+        stage("missingness")
+
         listing_ids = padded_ids("L", lst.n, 7)
-        accounts_df = _accounts_frame(config, acc, account_ids)
-        listings_df = pd.DataFrame(
-            {
-                "listing_id": as_str_series(listing_ids),
-                "seller_id": as_str_series(account_ids.take(pa.array(lst.seller))),
-                "created_at": to_timestamps(config.start, lst.created_days),
-                "title": as_str_series(title),
-                "description": as_str_series(description),
-                "category": str_series(CATEGORIES, lst.category),
-                "brand": str_series(catalog.brand_names, catalog.pair_brand[lst.pair]),
-                "price": lst.price,
-                "reference_price": lst.reference_price,
-                "discount_pct": lst.discount_pct,
-                "stock": lst.stock,
-                "shipping_origin": str_series(origins, lst.origin),
-                "image_hash": as_str_series(hex16(splitmix64(lst.image_code, config.seed + 7919))),
-            }
-        )
+        accounts_df = _accounts_frame(config, acc, account_ids, a_missing)
+        listings_df = _listings_frame(config, lst, listing_ids, account_ids, title, description, catalog,
+                                      origins, str_series(source_names, source), l_missing)
         ring_names = ["", *(f"R{i:04d}" for i in range(int(acc.ring.max(initial=-1)) + 1))]
         account_truth_df = _truth_frame(
             config, "account_id", account_ids, a_truth, ACCOUNT_RISK_TYPES, acc.observed_days,
@@ -142,7 +136,8 @@ def generate_marketplace(config: GeneratorConfig, progress: bool = False) -> Mar
             account_truth=account_truth_df,
             listing_truth=listing_truth_df,
         )
-        data.manifest = _manifest(config, specs, drift_rows, data, acc)
+        missing = _missingness_summary(config, source, l_missing, a_missing)
+        data.manifest = _manifest(config, specs, drift_rows, data, acc, missing)
         stage("assemble")
     return data
 
@@ -180,26 +175,68 @@ def _apply_covariate_drift(
     return affected
 
 
-def _accounts_frame(config: GeneratorConfig, acc: AccountArrays, account_ids: pa.Array) -> pd.DataFrame:
+def _float(values: FloatArray, missing: BoolArray) -> FloatArray:
+    return np.where(missing, np.nan, values)
+
+
+def _int(values: IntArray, missing: BoolArray) -> pd.arrays.IntegerArray:
+    return pd.arrays.IntegerArray(values.astype(np.int64), missing.copy())
+
+
+def _str(values: pa.Array, missing: BoolArray) -> pd.Series:
+    return as_str_series(null_where(values, missing))
+
+
+def _codes(words: tuple[str, ...], codes: IntArray, missing: BoolArray) -> pd.Series:
+    return _str(pa.array(list(words), type=pa.string()).take(pa.array(codes)), missing)
+
+
+def _accounts_frame(config: GeneratorConfig, acc: AccountArrays, account_ids: pa.Array, m: Masks) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "account_id": as_str_series(account_ids),
             "account_type": str_series(("seller", "creator"), acc.is_creator.astype(np.int64)),
             "created_at": to_timestamps(config.start, acc.created_days),
             "observed_at": to_timestamps(config.start, acc.observed_days),
-            "country": str_series(COUNTRIES, acc.country),
-            "verification": str_series(VERIFICATION_LEVELS, acc.verification),
-            "category_focus": str_series(CATEGORIES, acc.category),
-            "gmv_90d": acc.gmv_90d,
-            "orders_90d": acc.orders_90d,
-            "refunds_90d": acc.refunds_90d,
-            "chargebacks_90d": acc.chargebacks_90d,
-            "disputes_90d": acc.disputes_90d,
-            "late_shipments_90d": acc.late_shipments_90d,
-            "prior_violations": acc.prior_violations,
-            "followers": acc.followers,
-            "engagement_rate": acc.engagement_rate,
-            "listings_count": acc.listings_count,
+            "country": _codes(COUNTRIES, acc.country, m["country"]),
+            "verification": _codes(VERIFICATION_LEVELS, acc.verification, m["verification"]),
+            "category_focus": _codes(CATEGORIES, acc.category, m["category_focus"]),
+            "gmv_90d": _float(acc.gmv_90d, m["gmv_90d"]),
+            "orders_90d": _int(acc.orders_90d, m["orders_90d"]),
+            "refunds_90d": _int(acc.refunds_90d, m["refunds_90d"]),
+            "chargebacks_90d": _int(acc.chargebacks_90d, m["chargebacks_90d"]),
+            "disputes_90d": _int(acc.disputes_90d, m["disputes_90d"]),
+            "late_shipments_90d": _int(acc.late_shipments_90d, m["late_shipments_90d"]),
+            "prior_violations": _int(acc.prior_violations, m["prior_violations"]),
+            "followers": _int(acc.followers, m["followers"]),
+            "engagement_rate": _float(acc.engagement_rate, m["engagement_rate"]),
+            "listings_count": _int(acc.listings_count, m["listings_count"]),
+        }
+    )
+
+
+def _listings_frame(
+    config: GeneratorConfig, lst: ListingArrays, listing_ids: pa.Array, account_ids: pa.Array,
+    title: pa.Array, description: pa.Array, catalog: Catalog, origins: tuple[str, ...], source: pd.Series,
+    m: Masks,
+) -> pd.DataFrame:
+    image_hash = hex16(splitmix64(lst.image_code, config.seed + 7919))
+    return pd.DataFrame(
+        {
+            "listing_id": as_str_series(listing_ids),
+            "seller_id": as_str_series(account_ids.take(pa.array(lst.seller))),
+            "created_at": to_timestamps(config.start, lst.created_days),
+            "title": as_str_series(title),
+            "description": _str(description, m["description"]),
+            "category": str_series(CATEGORIES, lst.category),
+            "brand": _codes(catalog.brand_names, catalog.pair_brand[lst.pair], m["brand"]),
+            "price": lst.price,
+            "reference_price": _float(lst.reference_price, m["reference_price"]),
+            "discount_pct": _float(lst.discount_pct, m["discount_pct"]),
+            "stock": _int(lst.stock, m["stock"]),
+            "shipping_origin": _codes(origins, lst.origin, m["shipping_origin"]),
+            "image_hash": _str(image_hash, m["image_hash"]),
+            "source": source,
         }
     )
 
@@ -237,6 +274,7 @@ def _manifest(
     drift_rows: dict[int, int],
     data: MarketplaceData,
     acc: AccountArrays,
+    missingness: dict[str, Any],
 ) -> dict[str, Any]:
     def start_of(spec: DriftSpec) -> str:
         ts = pd.Timestamp(config.start) + pd.Timedelta(days=spec.start_day)
@@ -263,6 +301,7 @@ def _manifest(
         },
         "rings": {"count": int(acc.ring.max(initial=-1)) + 1, "members": int((acc.ring >= 0).sum())},
         "harm": _harm_summary(data),
+        "missingness": missingness,
         "truth_loaded": True,
         "config": config.model_dump(mode="json"),
     }
@@ -282,3 +321,25 @@ def _harm_summary(data: MarketplaceData) -> dict[str, Any]:
             for c, r in by_class.iterrows()
         }
     return summary
+
+
+def _missingness_summary(
+    config: GeneratorConfig, source: IntArray, listing_missing: Masks, account_missing: Masks
+) -> dict[str, Any]:
+    """The observed missing rate of every optional field (per listing source), next to the configured rates
+    that live under ``config.missingness``. Counted on the masks: the same nulls the frames carry."""
+    names = tuple(config.missingness.listing_sources)
+    per_source = np.bincount(source, minlength=len(names)).astype(np.float64)
+    rates = {f: np.bincount(source, weights=m, minlength=len(names)) / np.maximum(per_source, 1)
+             for f, m in sorted(listing_missing.items())}
+    by_source = {
+        name: {"share": round(float(per_source[i] / max(len(source), 1)), 4),
+               "missing": {f: round(float(r[i]), 4) for f, r in rates.items()}}
+        for i, name in enumerate(names)
+    }
+    return {
+        "enabled": config.missingness.enabled,
+        "listings_by_source": by_source,
+        "accounts": {f: round(float(m.mean()), 4) for f, m in sorted(account_missing.items())},
+    }
+

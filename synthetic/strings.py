@@ -70,3 +70,8 @@ def as_str_series(values: pa.Array | pa.ChunkedArray) -> pd.Series:
 
 def str_series(words: Sequence[str], codes: npt.NDArray[np.integer]) -> pd.Series:
     return as_str_series(take(words, codes))
+
+
+def null_where(values: pa.Array, missing: npt.NDArray[np.bool_]) -> pa.Array:
+    """``values`` with nulls where ``missing`` is True."""
+    return pc.if_else(pa.array(missing), pa.scalar(None, values.type), values)

@@ -41,6 +41,7 @@ def _time_split_auc(features: pd.DataFrame, label: pd.Series, times: pd.Series) 
 def _listing_features(data: MarketplaceData) -> pd.DataFrame:
     listings, accounts = data.listings, data.accounts.set_index("account_id")
     seller = accounts.reindex(listings["seller_id"])
+    # optional fields may be missing: no description reads as empty text, like the feature code does
     text = (listings["title"] + " " + listings["description"].fillna("")).str.lower()
     # prohibited goods are also named in light disguises ("v4pe", "th-c", "0xy")
     undisguised = text.str.translate(str.maketrans("0134@", "oiaea", "-."))
