@@ -24,7 +24,7 @@ SCAM, COUNTERFEIT, FAKE_ENGAGEMENT = (ACCOUNT_RISK_TYPES.index(t) for t in ACCOU
 NO_TYPE = -1
 
 # Per-order event rates by behaviour: benign, scam_seller, counterfeit, fake_engagement. The benign column is
-# "normal": the truth measures excess over it.
+# "normal": the truth measures excess over it and adapted adversaries fall back to it.
 EVENT_RATES: Mapping[str, FloatArray] = MappingProxyType({
     "refunds": np.array([0.035, 0.11, 0.08, 0.045]),
     "chargebacks": np.array([0.003, 0.022, 0.010, 0.004]),

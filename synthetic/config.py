@@ -222,6 +222,34 @@ class MissingnessConfig(_Frozen):
         return self
 
 
+class AdversaryConfig(_Frozen):
+    """Adaptive adversaries: from a detection wave on, violators stop showing the tell that got them caught.
+
+    From ``wave_day`` (or ``wave_fraction`` of the window), a share of the violating listings and accounts
+    (growing linearly to ``adapt_share`` over ``ramp_days``) drops its strongest tell: the one contributing most
+    to its true log-odds among the tells listed here. The truth is unchanged (the entity still violates);
+    only what can be observed moves, so the other signals (price against reference, seller age and
+    verification, shipping origin, image reuse, links, identifiers) remain.
+
+    Listing tells: ``discount`` (a loud advertised discount, redrawn from the ordinary discount distribution)
+    and ``term`` (tell-tale words: counterfeit slang, misleading claims and unsafe-product terms are dropped;
+    prohibited items are re-spelt in an obfuscated form, since buyers must still find them).
+    Account tells: ``dispute_rates`` (refunds, chargebacks and disputes kept at ordinary rates, e.g. by
+    refunding off-platform) and ``engagement`` (bought engagement that matches the audience size).
+    """
+
+    enabled: bool = True
+    wave_fraction: float = Field(default=0.5, ge=0, le=1)
+    wave_day: float | None = Field(default=None, ge=0)
+    adapt_share: float = Field(default=0.4, ge=0, le=1)
+    ramp_days: float = Field(default=14.0, ge=0)
+    listing_tells: tuple[Literal["discount", "term"], ...] = ("discount", "term")
+    account_tells: tuple[Literal["dispute_rates", "engagement"], ...] = ("dispute_rates", "engagement")
+
+    def start_day(self, days: int) -> float:
+        return self.wave_day if self.wave_day is not None else round(days * self.wave_fraction, 3)
+
+
 def _default_severity() -> dict[str, float]:
     # harm units per person reached: a sold unit of an illegal or dangerous good, a buyer defrauded, a thousand
     # followers misled
@@ -294,6 +322,7 @@ class GeneratorConfig(_Frozen):
     labels: LabelConfig = Field(default_factory=LabelConfig)
     harm: HarmConfig = Field(default_factory=HarmConfig)
     missingness: MissingnessConfig = Field(default_factory=MissingnessConfig)
+    adversary: AdversaryConfig = Field(default_factory=AdversaryConfig)
 
     # drift: the default wave + price inflation at default_drift_start_fraction of the window, plus any extra
     include_default_drift: bool = True

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from synthetic._types import BoolArray, FloatArray, IntArray
 from synthetic.accounts import AccountArrays, generate_accounts
+from synthetic.adversary import EVADED_TELLS, adapt_accounts, adapt_listings
 from synthetic.config import DriftSpec, GeneratorConfig
 from synthetic.identifiers import generate_identifiers
 from synthetic.items import ITEM_KIND_NAMES
@@ -34,11 +35,11 @@ from synthetic.vocab import (
 )
 from synthetic.wording import build_wording
 
-_STAGES = ("accounts", "identifiers", "listings", "truth", "text", "missingness", "assemble")
+_STAGES = ("accounts", "identifiers", "listings", "truth", "adversary", "text", "missingness", "assemble")
 # Independent random streams per stage, so changing one stage's draws leaves the others' untouched.
 # New streams are appended: SeedSequence children depend on their position only.
 _STREAMS = ("accounts", "identifiers", "catalog", "listings", "text", "account_truth", "listing_truth",
-            "missingness")
+            "adversary", "missingness")
 
 T = TypeVar("T", AccountArrays, ListingArrays)
 
@@ -104,6 +105,11 @@ def generate_marketplace(config: GeneratorConfig, progress: bool = False) -> Mar
         l_truth = listing_truth(config, rng["listing_truth"], lst, acc, catalog, origins, wording)
         stage("truth")
 
+        # the truth is fixed above; only what can be observed adapts
+        acc, acc_evaded = adapt_accounts(config.adversary, rng["adversary"], acc, a_truth, config.days)
+        lst, lst_evaded = adapt_listings(config.adversary, rng["adversary"], lst, l_truth, wording, config.days)
+        stage("adversary")
+
         title, description = build_text(rng["text"], lst, catalog, wording)
         stage("text")
 
@@ -120,13 +126,13 @@ def generate_marketplace(config: GeneratorConfig, progress: bool = False) -> Mar
         ring_names = ["", *(f"R{i:04d}" for i in range(int(acc.ring.max(initial=-1)) + 1))]
         account_truth_df = _truth_frame(
             config, "account_id", account_ids, a_truth, ACCOUNT_RISK_TYPES, acc.observed_days,
-            str_series(("baseline", "ring"), (acc.ring >= 0).astype(np.int64)),
+            str_series(("baseline", "ring"), (acc.ring >= 0).astype(np.int64)), acc_evaded,
         )
         account_truth_df["ring_id"] = str_series(ring_names, acc.ring + 1)
         pattern_names = ("baseline", "ring", *(specs[i].name for i in pattern_specs))
         listing_truth_df = _truth_frame(
             config, "listing_id", listing_ids, l_truth, LISTING_RISK_TYPES, lst.created_days,
-            str_series(pattern_names, lst.pattern),
+            str_series(pattern_names, lst.pattern), lst_evaded,
         )
         listing_truth_df["item_kind"] = str_series(("", *ITEM_KIND_NAMES), lst.kind + 1)
         data = MarketplaceData(
@@ -249,6 +255,7 @@ def _truth_frame(
     risk_types: tuple[str, ...],
     entity_days: FloatArray,
     pattern: pd.Series,
+    evaded: IntArray,
 ) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -264,6 +271,7 @@ def _truth_frame(
             "harm_class": str_series(HARM_CLASSES, truth.harm_class),
             "harm": np.where(truth.is_violation, truth.harm_if_violation, 0.0),
             "harm_if_violation": truth.harm_if_violation,
+            "evaded_tell": str_series(EVADED_TELLS, evaded),
         }
     )
 
@@ -302,6 +310,7 @@ def _manifest(
         "rings": {"count": int(acc.ring.max(initial=-1)) + 1, "members": int((acc.ring >= 0).sum())},
         "harm": _harm_summary(data),
         "missingness": missingness,
+        "adversary": _adversary_summary(config, data),
         "truth_loaded": True,
         "config": config.model_dump(mode="json"),
     }
@@ -343,3 +352,13 @@ def _missingness_summary(
         "accounts": {f: round(float(m.mean()), 4) for f, m in sorted(account_missing.items())},
     }
 
+
+def _adversary_summary(config: GeneratorConfig, data: MarketplaceData) -> dict[str, Any]:
+    cfg = config.adversary
+    start = pd.Timestamp(config.start) + pd.Timedelta(days=cfg.start_day(config.days))
+    adapted = {
+        name: {str(k): int(v) for k, v in truth["evaded_tell"][truth["evaded_tell"] != ""].value_counts().items()}
+        for name, truth in (("listings", data.listing_truth), ("accounts", data.account_truth))
+    }
+    return {"enabled": cfg.enabled, "wave_day": cfg.start_day(config.days), "start": start.isoformat(),
+            "rows_adapted": adapted}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-# 2.0: optional fields can be null (nullable integers), listings carry `source`. 1.1: truth carries
-# harm_class, harm and harm_if_violation (listings also item_kind).
-SCHEMA_VERSION = "2.0"
+# 2.1: truth carries evaded_tell. 2.0: optional fields can be null (nullable integers), listings carry
+# `source`. 1.1: truth carries harm_class, harm and harm_if_violation (listings also item_kind).
+SCHEMA_VERSION = "2.1"
 
 STR = "str"
 TIMESTAMP = "datetime64[us, UTC]"
@@ -85,6 +85,7 @@ _TRUTH_COMMON: Mapping[str, str] = MappingProxyType({
     "harm_class": STR,
     "harm": FLOAT,
     "harm_if_violation": FLOAT,
+    "evaded_tell": STR,
 })
 
 ACCOUNT_TRUTH_COLUMNS: Mapping[str, str] = MappingProxyType({"account_id": STR, **_TRUTH_COMMON, "ring_id": STR})

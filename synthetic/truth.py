@@ -44,7 +44,8 @@ _SHRINK_ORDERS = 30.0
 # products liability and recall costs, counterfeits brand claims.
 _LISTING_LOSS_MULTIPLIER = np.array([1.4, 3.0, 1.0, 2.0])
 _RING_LISTING_BONUS = 0.8
-# Weights of the tell-tale discount and terms, by LISTING_RISK_TYPES index.
+# Weights of the tells an adversary can drop, by LISTING_RISK_TYPES index; synthetic/adversary.py ranks a
+# row's tells by these to find its strongest one.
 LOUD_DISCOUNT_WEIGHT = np.array([1.3, 0.0, 1.5, 0.0])
 TERM_WEIGHT = np.array([1.9, 2.6, 1.9, 1.8])
 
