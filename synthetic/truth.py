@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.special import logsumexp
 
-from synthetic._types import BoolArray, FloatArray, IntArray, lognormal, sigmoid
+from synthetic._types import BoolArray, FloatArray, IntArray, lognormal, logsumexp_rows, sigmoid
 from synthetic.accounts import EVENT_RATES, AccountArrays, expected_log_engagement
 from synthetic.config import GeneratorConfig, LabelConfig
 from synthetic.harm import harm_class_codes, harm_if_violation, listing_multiplier
@@ -147,7 +146,7 @@ def account_truth(config: GeneratorConfig, rng: np.random.Generator, acc: Accoun
     hidden = gamma * 0.5 * acc.intent[:, None] + gamma * 2.8 * own_scheme
     ring = config.rings.logit_bonus * (acc.ring_type[:, None] == type_index)
     total = z + hidden + ring
-    combined = logsumexp(total, axis=1)
+    combined = logsumexp_rows(total)
     intercept = _calibrate(combined, config.account_base_rate)
     true_prob = sigmoid(intercept + combined)
     is_violation = rng.random(n) < true_prob
@@ -220,10 +219,10 @@ def listing_truth(
     type_index = np.arange(len(LISTING_RISK_TYPES))[None, :]
     hidden = gamma * 0.4 * lst.intent[:, None] + gamma * 3.4 * (lst.bad_type[:, None] == type_index)
     shared = seller_risk(acc)[lst.seller] + _RING_LISTING_BONUS * (acc.ring[lst.seller] >= 0)
-    intercept = _calibrate(logsumexp(z + hidden, axis=1) + shared, config.listing_base_rate)
+    intercept = _calibrate(logsumexp_rows(z + hidden) + shared, config.listing_base_rate)
     shift = lst.pattern_shift[:, None] * (lst.pattern_type[:, None] == type_index)
     total = z + hidden + shift
-    true_prob = sigmoid(intercept + logsumexp(total, axis=1) + shared)
+    true_prob = sigmoid(intercept + logsumexp_rows(total) + shared)
     is_violation = rng.random(n) < true_prob
     risk_type = np.argmax(total, axis=1).astype(np.int64)
 
