@@ -244,6 +244,7 @@ ACCOUNT_FEATURE_SET = FeatureSet(
     time_field="observed_at",
     inputs=ACCOUNT_INPUTS,
     exposure=account_exposure,
+    exposure_inputs=("gmv_90d", "chargebacks_90d"),
     features=ACCOUNT_FEATURES,
     graph=ACCOUNT_GRAPH_CONFIG,
 )

@@ -11,6 +11,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
+from features.exposure import typical_exposure_inputs
 from features.inputs import columns_from_frame, columns_from_records
 from features.schema import FeatureKind, FeatureSet, RawColumns
 
@@ -24,9 +25,12 @@ class FeatureEncoder:
     so an unseen category at serving time becomes "missing" (NaN) rather than an error or a wrong code.
     """
 
-    def __init__(self, feature_set: FeatureSet, vocabularies: Mapping[str, Sequence[str]] | None = None):
+    def __init__(self, feature_set: FeatureSet, vocabularies: Mapping[str, Sequence[str]] | None = None,
+                 typical: Mapping[str, float] | None = None):
         self.feature_set = feature_set
         self._set_vocabularies(vocabularies or {})
+        self.typical: dict[str, float] = dict(typical or {})
+        """Typical values of the exposure inputs in the training rows (`features.exposure.exposure_of`)."""
 
     def _set_vocabularies(self, vocabularies: Mapping[str, Sequence[str]]) -> None:
         self.vocabularies: dict[str, list[str]] = {k: list(v) for k, v in vocabularies.items()}
@@ -43,6 +47,7 @@ class FeatureEncoder:
                 counts = Counter(v for v in spec.compute(columns) if v != "")
                 vocabularies[spec.name] = [v for v, _ in counts.most_common(max_categories)]
         self._set_vocabularies(vocabularies)
+        self.typical = typical_exposure_inputs(self.feature_set, columns)
         return self
 
     def feature_values(self, columns: RawColumns) -> dict[str, np.ndarray]:
@@ -80,7 +85,7 @@ class FeatureEncoder:
             seen = set(known)
             counts = Counter(v for v in values[name] if v != "" and v not in seen)
             vocabularies[name] = known + [v for v, _ in counts.most_common(max(0, max_categories - len(known)))]
-        return FeatureEncoder(self.feature_set, vocabularies)
+        return FeatureEncoder(self.feature_set, vocabularies, self.typical)
 
     def decode(self, matrix: np.ndarray, missing: object = None) -> dict[str, np.ndarray]:
         """Readable feature values back from model rows (categories from their codes; an unseen or missing
@@ -112,7 +117,7 @@ class FeatureEncoder:
 
     def to_dict(self) -> dict[str, Any]:
         return {"entity": str(self.feature_set.entity), "feature_names": self.feature_names,
-                "vocabularies": self.vocabularies}
+                "vocabularies": self.vocabularies, "typical": self.typical}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], feature_set: FeatureSet) -> FeatureEncoder:
@@ -122,4 +127,5 @@ class FeatureEncoder:
                 f"{data['feature_names']} but this code declares {feature_set.feature_names}: "
                 "retrain, or serve with the code version the model was trained with"
             )
-        return cls(feature_set, data["vocabularies"])
+        # artifacts saved before typical inputs were kept have none: their exposure is the bare formula
+        return cls(feature_set, data["vocabularies"], data.get("typical"))

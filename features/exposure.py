@@ -6,9 +6,11 @@ that a risk lead can read and audit, kept here so training, evaluation and servi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
-from features.schema import RawColumns
+from features.schema import FeatureSet, RawColumns
 
 # A listing is usually found and taken down within a few weeks; beyond ~30 units the stock on offer says
 # little about what will actually sell before then.
@@ -38,3 +40,29 @@ def account_exposure(c: RawColumns) -> np.ndarray:
     gmv = _nan_to_zero(c["gmv_90d"])
     chargebacks = _nan_to_zero(c["chargebacks_90d"])
     return gmv + CHARGEBACK_COST * chargebacks
+
+
+def typical_exposure_inputs(feature_set: FeatureSet, columns: RawColumns) -> dict[str, float]:
+    """The median of each exposure input over the known values of `columns` (the training rows): what an
+    unknown input is taken to be. An input never known in training falls back to the formula's own default."""
+    typical: dict[str, float] = {}
+    for name in feature_set.exposure_inputs:
+        values = np.asarray(columns[name], dtype=np.float64)
+        known = values[~np.isnan(values)]
+        if len(known):
+            typical[name] = float(np.median(known))
+    return typical
+
+
+def exposure_of(feature_set: FeatureSet, columns: RawColumns, typical: Mapping[str, float]) -> np.ndarray:
+    """The feature set's exposure formula, with each unknown exposure input taken at its typical value (the
+    training median, kept in the model artifact): a listing that omits its stock counts the stock listings
+    typically have, not one unit; an account without its 90-day history counts a typical account's trade."""
+    if not typical:
+        return feature_set.exposure(columns)
+    filled = dict(columns)
+    for name, value in typical.items():
+        column = np.asarray(columns[name], dtype=np.float64)
+        if np.isnan(column).any():
+            filled[name] = np.where(np.isnan(column), value, column)
+    return feature_set.exposure(filled)

@@ -18,7 +18,10 @@ from features.schema import (
 from features.text import (
     COUNTERFEIT_TERMS,
     MISLEADING_TERMS,
+    OFF_PLATFORM_TERMS,
     PROHIBITED_TERMS,
+    UNSAFE_TERMS,
+    count_disguised_term_hits,
     count_term_hits,
     text_length,
     uppercase_share,
@@ -70,6 +73,14 @@ LISTING_INPUTS: tuple[RawField, ...] = (
         required=False,
         max_length=8,
         example="DE",
+    ),
+    RawField(
+        "source",
+        FieldKind.CATEGORY,
+        "Channel the listing came in through: app, web, bulk_feed or api",
+        required=False,
+        max_length=16,
+        example="app",
     ),
     RawField(
         "image_hash",
@@ -163,11 +174,28 @@ LISTING_FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec(
         "prohibited_terms",
         FeatureKind.NUMERIC,
-        "Prohibited-item terms in title or description",
+        "Prohibited-item terms in title or description, also when disguised ('v4pe', 'th-c')",
         "Text names prohibited goods ({value:.0f} hits, e.g. vapes, weapon parts, drugs)",
         ("title", "description"),
-        lambda c: count_term_hits(_text(c), PROHIBITED_TERMS),
+        lambda c: count_disguised_term_hits(_text(c), PROHIBITED_TERMS),
         risk_type="prohibited_item",
+    ),
+    FeatureSpec(
+        "unsafe_terms",
+        FeatureKind.NUMERIC,
+        "Unsafe-product terms in title or description",
+        "Text points to an unsafe product ({value:.0f} hits, e.g. 'no CE mark', 'recalled')",
+        ("title", "description"),
+        lambda c: count_term_hits(_text(c), UNSAFE_TERMS),
+        risk_type="unsafe_product",
+    ),
+    FeatureSpec(
+        "off_platform_contact",
+        FeatureKind.NUMERIC,
+        "Invitations to deal off the platform",
+        "Text moves the sale off the platform ({value:.0f} hits, e.g. 'DM me on telegram')",
+        ("title", "description"),
+        lambda c: count_term_hits(_text(c), OFF_PLATFORM_TERMS),
     ),
     FeatureSpec(
         "misleading_claims",
@@ -237,6 +265,14 @@ LISTING_FEATURES: tuple[FeatureSpec, ...] = (
         raw_column("shipping_origin"),
     ),
     FeatureSpec(
+        "source",
+        FeatureKind.CATEGORICAL,
+        "Listing channel",
+        "Listed through {value}",
+        ("source",),
+        raw_column("source"),
+    ),
+    FeatureSpec(
         "seller_verification",
         FeatureKind.CATEGORICAL,
         "Seller verification level",
@@ -252,5 +288,6 @@ LISTING_FEATURE_SET = FeatureSet(
     time_field="created_at",
     inputs=LISTING_INPUTS,
     exposure=listing_exposure,
+    exposure_inputs=("price", "stock"),
     features=LISTING_FEATURES,
 )

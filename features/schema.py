@@ -103,6 +103,9 @@ class FeatureSet:
     features: tuple[FeatureSpec, ...]
     exposure: Callable[[RawColumns], np.ndarray]
     """Loss if the entity is a violation and nobody acts (see `features.exposure`)."""
+    exposure_inputs: tuple[str, ...] = ()
+    """The numeric raw fields `exposure` reads: an unknown one takes its typical value from the training data
+    (`features.exposure.exposure_of`), so a record that omits them is not ranked as if it were worth nothing."""
     graph: object = None
     """The link-graph feature config (`features.graph.GraphFeatureConfig`) when the entity type has group and
     neighbour features computed from a graph snapshot; None otherwise."""

@@ -16,7 +16,18 @@ COUNTERFEIT_TERMS: tuple[str, ...] = (
 )
 PROHIBITED_TERMS: tuple[str, ...] = (
     "vape", "nicotine", "thc", "cbd", "switchblade", "silencer", "suppressor", "ammo", "prescription",
-    "no prescription", "oxycodone", "ivory", "rhino horn", "pangolin", "tiger bone",
+    "no prescription", "oxycodone", "percocet", "xanax", "codeine", "adderall", "ivory", "rhino horn", "pangolin",
+    "tiger bone", "80% lower", "80 lower", "solvent trap", "untraceable", "discreet shipping",
+)
+UNSAFE_TERMS: tuple[str, ...] = (
+    "no ce mark", "uncertified", "not certified", "no safety certificate", "bulk oem", "export version",
+    "recalled", "discontinued model", "no longer sold in stores", "as-is no returns",
+)
+# Moving the sale off the platform (to a messenger or an own shop) is how scams and illegal sales avoid its
+# protections; "signal" alone is too common a word ("wifi signal"), so only the phrases count.
+OFF_PLATFORM_TERMS: tuple[str, ...] = (
+    "telegram", "whatsapp", "wechat", "on signal", "dm me", "text me", "link in profile", "link in bio",
+    "my own shop", "ask me for the link", "order through our website",
 )
 MISLEADING_TERMS: tuple[str, ...] = (
     "100% original", "guaranteed", "miracle", "cure", "instant results", "lose weight fast",
@@ -92,6 +103,32 @@ def count_term_hits(texts: np.ndarray, terms: tuple[str, ...]) -> np.ndarray:
     for row in _candidate_rows(texts, terms):
         out[row] = len(findall(texts[row]))
     return out
+
+
+# Look-alike characters sellers use to hide terms from filters ("v4pe", "0xy", "t1ger"): inside a token that also
+# has letters they read as these letters. Punctuation between two characters of a word is dropped ("th-c",
+# "supp.ressor", "m.g"); a token of digits only ("80", "30") is left alone.
+_LOOK_ALIKES = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "@": "a", "$": "s"})
+_INNER_PUNCTUATION = re.compile(r"(?<=[^\W_])[.\-](?=[^\W_])")
+_TOKEN = re.compile(r"[^\W_]*[a-z][^\W_]*|[^\W_]*[@$][^\W_]*", re.IGNORECASE)
+
+
+def _readable(text: str) -> str:
+    joined = _INNER_PUNCTUATION.sub("", text.lower())
+    return _TOKEN.sub(lambda m: m.group(0).translate(_LOOK_ALIKES), joined)
+
+
+def deobfuscated(texts: np.ndarray) -> np.ndarray:
+    """Texts as a reader would read them: look-alike digits and symbols inside words read as letters and
+    punctuation inside words dropped, so "disposable v4pe th-c cart" reads "disposable vape thc cart"."""
+    return np.array([_readable(t) for t in texts], dtype=object)
+
+
+def count_disguised_term_hits(texts: np.ndarray, terms: tuple[str, ...]) -> np.ndarray:
+    """`count_term_hits` on the texts as written and as a reader reads them (`deobfuscated`): whichever
+    finds more, so a disguised term counts like a plain one and a plain one is never lost."""
+    plain = count_term_hits(texts, terms)
+    return np.maximum(plain, count_term_hits(deobfuscated(texts), terms))
 
 
 def uppercase_share(texts: np.ndarray) -> np.ndarray:

@@ -248,7 +248,8 @@ def retrain(
             mlflow.set_tags({"entity": entity, "job": "retrain", "champion_before": champion.version})
             logged, decided = logged_cases(engine, model_name, entity, now, encoder_for)
             base_data, split = _load_base(base_data_dir, entity, config) if base_data_dir is not None else (None, None)
-            base = base_cases(base_data, split) if base_data is not None and split is not None else None
+            base = (base_cases(base_data, split, champion.artifact.encoder.typical)
+                    if base_data is not None and split is not None else None)
             recent_start = now - timedelta(days=window_days)
             assign_roles(logged, base, recent_start, config.split.valid_days)
             parts = [logged] if base is None else [logged, base]

@@ -17,7 +17,7 @@ decision (the reviewer's label is the fresher one).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from features import FeatureEncoder, FeatureKind, FeatureSet
+from features.exposure import exposure_of
 from loop.labels import DecidedCases, case_loss
 from stores.records import exposure_estimates
 from training.datasets import LabelledEntities
@@ -147,11 +148,12 @@ def _check_schema(encoder: FeatureEncoder, feature_set: FeatureSet, scores: Sequ
         )
 
 
-def base_cases(data: LabelledEntities, split: TimeSplit) -> CaseRows:
-    """The base data set as cases, with its time split as roles (`train`/`valid`/`test`, the rest `gap`)."""
+def base_cases(data: LabelledEntities, split: TimeSplit, typical: Mapping[str, float] | None = None) -> CaseRows:
+    """The base data set as cases, with its time split as roles (`train`/`valid`/`test`, the rest `gap`);
+    `typical`: the champion's typical exposure inputs, so base rows carry the exposure serving would give them."""
     fs = data.feature_set
     columns = data.columns()
-    exposure = fs.exposure(columns)
+    exposure = exposure_of(fs, columns, typical or {})
     label = data.label.astype(np.int8)
     if data.truth is not None and "loss_if_missed" in data.truth:
         loss = data.truth["loss_if_missed"].to_numpy(dtype=np.float64)

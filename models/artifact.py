@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from features import FeatureEncoder, FeatureSet, columns_from_frame, columns_from_records, feature_set_for
+from features.exposure import exposure_of
 from features.external import TabularAdapter
 from features.graph import GraphSnapshot, enrich_with_graph
 from features.schema import RawColumns, format_reason
@@ -170,7 +171,7 @@ class ScorerArtifact:
     def score_columns(self, columns: RawColumns, num_threads: int = 0) -> ScoreBatch:
         matrix = self.model_matrix(columns)
         probability = self.predict_proba(matrix, num_threads=num_threads)
-        exposure = self.feature_set.exposure(columns)
+        exposure = exposure_of(self.feature_set, columns, self.encoder.typical)
         return ScoreBatch(
             ids=columns[self.feature_set.id_field],
             probability=probability,

@@ -165,6 +165,8 @@ def _default_half_lives() -> dict[str, float]:
     # listings and fake engagement do their harm slowly.
     return {
         "scam_seller": 24.0,
+        # unsafe products (uncertified chargers, recalled goods) hurt buyers as soon as they ship
+        "unsafe_product": 48.0,
         "prohibited_item": 48.0,
         "counterfeit": 96.0,
         "misleading_listing": 168.0,

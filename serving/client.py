@@ -22,7 +22,8 @@ def records_for_api(frame: pd.DataFrame, feature_set: FeatureSet) -> list[dict[s
     for row in frame[[f.name for f in fields]].itertuples(index=False, name=None):
         record: dict[str, Any] = {}
         for raw, value in zip(fields, row, strict=True):
-            if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+            # None, NaN, NaT and pandas' NA (nullable Int64/string columns) are all "missing"
+            if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
                 continue
             if raw.kind is FieldKind.TIME:
                 value = pd.Timestamp(value).isoformat() if not isinstance(value, datetime) else value.isoformat()

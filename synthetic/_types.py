@@ -29,3 +29,10 @@ def choose(rng: np.random.Generator, weights: tuple[float, ...] | npt.NDArray[np
 
 def lognormal(rng: np.random.Generator, median: float | FloatArray, sigma: float, n: int) -> FloatArray:
     return np.asarray(median, dtype=np.float64) * np.exp(sigma * rng.standard_normal(n))
+
+
+def logsumexp_rows(x: FloatArray) -> FloatArray:
+    """log(sum(exp(x), axis=1)), stable. scipy.special.logsumexp gives the same numbers (to 1e-14) but its
+    array-API wrapper takes 0.27 s on a (1M, 4) array against 0.08 s here, and the truth needs three."""
+    top = x.max(axis=1)
+    return top + np.log(np.exp(x - top[:, None]).sum(axis=1))

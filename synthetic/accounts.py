@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -21,11 +23,14 @@ from synthetic.vocab import (
 SCAM, COUNTERFEIT, FAKE_ENGAGEMENT = (ACCOUNT_RISK_TYPES.index(t) for t in ACCOUNT_RISK_TYPES)
 NO_TYPE = -1
 
-# Per-order event rates by behaviour: benign, scam_seller, counterfeit, fake_engagement.
-_REFUND = np.array([0.035, 0.11, 0.08, 0.045])
-_CHARGEBACK = np.array([0.003, 0.022, 0.010, 0.004])
-_DISPUTE = np.array([0.015, 0.065, 0.045, 0.018])
-_LATE = np.array([0.05, 0.16, 0.09, 0.06])
+# Per-order event rates by behaviour: benign, scam_seller, counterfeit, fake_engagement. The benign column is
+# "normal": the truth measures excess over it and adapted adversaries fall back to it.
+EVENT_RATES: Mapping[str, FloatArray] = MappingProxyType({
+    "refunds": np.array([0.035, 0.11, 0.08, 0.045]),
+    "chargebacks": np.array([0.003, 0.022, 0.010, 0.004]),
+    "disputes": np.array([0.015, 0.065, 0.045, 0.018]),
+    "late": np.array([0.05, 0.16, 0.09, 0.06]),
+})
 # Verification mix (none, email, phone, id): established benign, new benign, scheming, ring member.
 _VERIFICATION = np.array(
     [
@@ -172,10 +177,10 @@ def generate_accounts(
         rate = base[behaviour] * drift_up * lognormal(rng, 1.0, 0.5, n)
         return rng.binomial(orders, np.clip(rate, 0.0, 0.9)).astype(np.int64)
 
-    refunds = events(_REFUND)
-    chargebacks = events(_CHARGEBACK)
-    disputes = events(_DISPUTE)
-    late = events(_LATE)
+    refunds = events(EVENT_RATES["refunds"])
+    chargebacks = events(EVENT_RATES["chargebacks"])
+    disputes = events(EVENT_RATES["disputes"])
+    late = events(EVENT_RATES["late"])
 
     prior_rate = 0.04 * (age / 365.0) * np.exp(0.6 * intent) * (1.0 + 3.0 * (scheme & (age > 90)))
     prior_violations = rng.poisson(np.clip(prior_rate, 0.0, 20.0)).astype(np.int64)

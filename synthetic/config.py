@@ -9,7 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from synthetic.vocab import ACCOUNT_RISK_TYPES, CATEGORIES, LISTING_RISK_TYPES
+from synthetic.items import ITEM_KIND_NAMES
+from synthetic.schema import LISTING_SOURCES, OPTIONAL_ACCOUNT_FIELDS, OPTIONAL_LISTING_FIELDS
+from synthetic.vocab import ACCOUNT_RISK_TYPES, CATEGORIES, HARM_CLASSES, LISTING_RISK_TYPES
 
 # Columns a covariate drift may scale. Restricted to numeric observables whose scaling keeps the other columns
 # meaningful; counts are rounded back to integers after scaling.
@@ -131,6 +133,165 @@ class LabelConfig(_Frozen):
         return self
 
 
+def _check_rates(rates: Mapping[str, float], allowed: tuple[str, ...], what: str, upper: float = 1.0) -> None:
+    unknown = set(rates) - set(allowed)
+    if unknown:
+        raise ValueError(f"{what}: unknown fields {sorted(unknown)} (allowed: {allowed})")
+    bad = {k: v for k, v in rates.items() if not 0.0 <= v <= upper}
+    if bad:
+        raise ValueError(f"{what}: values must lie in [0, {upper}], got {bad}")
+
+
+class ListingSource(_Frozen):
+    """One channel listings arrive through, and how often each optional field is missing from it."""
+
+    share: float = Field(gt=0)
+    missing: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> ListingSource:
+        _check_rates(self.missing, OPTIONAL_LISTING_FIELDS, "listing source missing rates")
+        return self
+
+
+def _default_sources() -> dict[str, ListingSource]:
+    # app: phone forms skip the reference lookup and the discount field; bulk feeds (merchant CSV/XML) often
+    # carry no description, stock or discount; web forms are the most complete; the API is what an
+    # integrator mapped
+    return {
+        "app": ListingSource(share=0.45, missing={
+            "description": 0.12, "brand": 0.15, "reference_price": 0.25, "discount_pct": 0.25, "stock": 0.10,
+            "shipping_origin": 0.06, "image_hash": 0.02}),
+        "web": ListingSource(share=0.30, missing={
+            "description": 0.04, "brand": 0.06, "reference_price": 0.10, "discount_pct": 0.12, "stock": 0.05,
+            "shipping_origin": 0.04, "image_hash": 0.03}),
+        "bulk_feed": ListingSource(share=0.15, missing={
+            "description": 0.55, "brand": 0.05, "reference_price": 0.08, "discount_pct": 0.60, "stock": 0.45,
+            "shipping_origin": 0.20, "image_hash": 0.12}),
+        "api": ListingSource(share=0.10, missing={
+            "description": 0.15, "brand": 0.10, "reference_price": 0.05, "discount_pct": 0.10, "stock": 0.04,
+            "shipping_origin": 0.02, "image_hash": 0.05}),
+    }
+
+
+def _default_account_missing() -> dict[str, float]:
+    # per field, independent of the history block below: chargebacks arrive late from the payment processor,
+    # sellers who ship themselves have no late-shipment tracking, social profiles are not always linked
+    return {
+        "country": 0.04, "verification": 0.06, "category_focus": 0.10, "gmv_90d": 0.01, "orders_90d": 0.01,
+        "refunds_90d": 0.02, "chargebacks_90d": 0.06, "disputes_90d": 0.03, "late_shipments_90d": 0.08,
+        "prior_violations": 0.02, "followers": 0.05, "engagement_rate": 0.08, "listings_count": 0.02,
+    }
+
+
+class MissingnessConfig(_Frozen):
+    """Which optional fields are missing (real nulls), per listing source and per account field.
+
+    Missingness is mostly at random given the source. It is mildly informative where that is realistic:
+    listings that behave like violations are listed through bulk feeds and the API a little more often
+    (``fraud_source_tilt``) and leave some fields out more often (``listing_fraud_omission`` multiplies the
+    source's rate); scheming accounts more often have no known country or verification.
+    """
+
+    enabled: bool = True
+    listing_sources: dict[str, ListingSource] = Field(default_factory=_default_sources)
+    # share of a seller's listings that arrive through the seller's main channel (the rest: any channel)
+    seller_channel_loyalty: float = Field(default=0.8, ge=0, le=1)
+    fraud_source_tilt: dict[str, float] = Field(default_factory=lambda: {"bulk_feed": 1.4, "api": 1.4})
+    listing_fraud_omission: dict[str, float] = Field(
+        default_factory=lambda: {"description": 1.4, "brand": 1.3, "shipping_origin": 1.5}
+    )
+    account_missing: dict[str, float] = Field(default_factory=_default_account_missing)
+    # the whole 90-day trade history missing together (the history feed had not caught up), more often for
+    # accounts younger than new_account_days
+    history_block_missing: float = Field(default=0.03, ge=0, le=1)
+    new_account_history_block_missing: float = Field(default=0.20, ge=0, le=1)
+    new_account_days: float = Field(default=30.0, ge=0)
+    account_fraud_omission: dict[str, float] = Field(
+        default_factory=lambda: {"country": 1.5, "verification": 1.4}
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> MissingnessConfig:
+        if not self.listing_sources or set(self.listing_sources) - set(LISTING_SOURCES):
+            raise ValueError(f"listing_sources must be a non-empty subset of {LISTING_SOURCES}")
+        _check_rates(self.fraud_source_tilt, tuple(self.listing_sources), "fraud_source_tilt", upper=10.0)
+        _check_rates(self.listing_fraud_omission, OPTIONAL_LISTING_FIELDS, "listing_fraud_omission", upper=10.0)
+        _check_rates(self.account_missing, OPTIONAL_ACCOUNT_FIELDS, "account_missing")
+        _check_rates(self.account_fraud_omission, OPTIONAL_ACCOUNT_FIELDS, "account_fraud_omission", upper=10.0)
+        return self
+
+
+class AdversaryConfig(_Frozen):
+    """Adaptive adversaries: from a detection wave on, violators stop showing the tell that got them caught.
+
+    From ``wave_day`` (or ``wave_fraction`` of the window), a share of the violating listings and accounts
+    (growing linearly to ``adapt_share`` over ``ramp_days``) drops its strongest tell: the one contributing most
+    to its true log-odds among the tells listed here. The truth is unchanged (the entity still violates);
+    only what can be observed moves, so the other signals (price against reference, seller age and
+    verification, shipping origin, image reuse, links, identifiers) remain.
+
+    Listing tells: ``discount`` (a loud advertised discount, redrawn from the ordinary discount distribution)
+    and ``term`` (tell-tale words: counterfeit slang, misleading claims and unsafe-product terms are dropped;
+    prohibited items are re-spelt in an obfuscated form, since buyers must still find them).
+    Account tells: ``dispute_rates`` (refunds, chargebacks and disputes kept at ordinary rates, e.g. by
+    refunding off-platform) and ``engagement`` (bought engagement that matches the audience size).
+    """
+
+    enabled: bool = True
+    wave_fraction: float = Field(default=0.5, ge=0, le=1)
+    wave_day: float | None = Field(default=None, ge=0)
+    adapt_share: float = Field(default=0.4, ge=0, le=1)
+    ramp_days: float = Field(default=14.0, ge=0)
+    listing_tells: tuple[Literal["discount", "term"], ...] = ("discount", "term")
+    account_tells: tuple[Literal["dispute_rates", "engagement"], ...] = ("dispute_rates", "engagement")
+
+    def start_day(self, days: int) -> float:
+        return self.wave_day if self.wave_day is not None else round(days * self.wave_fraction, 3)
+
+
+def _default_severity() -> dict[str, float]:
+    # harm units per person reached: a sold unit of an illegal or dangerous good, a buyer defrauded, a thousand
+    # followers misled
+    return {
+        "illegal_or_dangerous": 10.0, "safety": 6.0, "scam": 1.0, "misleading": 0.5, "ip_infringement": 0.3,
+        "fake_engagement": 0.2,
+    }
+
+
+def _default_kind_multiplier() -> dict[str, float]:
+    return {
+        "controlled_drug": 1.5, "vape_thc": 0.8, "weapon": 1.5, "wildlife": 1.2, "uncertified_electrical": 1.0,
+        "recalled_product": 1.3,
+    }
+
+
+class HarmConfig(_Frozen):
+    """Harm in the hidden truth, separate from money: ``harm_if_violation = severity x reach x noise``.
+
+    Severity comes from the harm class of the risk type (and the item kind for prohibited and unsafe goods,
+    or ``health_claims_multiplier`` for misleading claims in health categories). Reach is the number of people
+    the violation reaches: units sold for a listing, buyers (90-day orders + 1) for a seller, thousands of
+    followers for a creator. Price does not enter.
+    """
+
+    severity: dict[str, float] = Field(default_factory=_default_severity)
+    item_kind_multiplier: dict[str, float] = Field(default_factory=_default_kind_multiplier)
+    health_claims_multiplier: float = Field(default=3.0, gt=0)
+    noise_sigma: float = Field(default=0.25, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> HarmConfig:
+        needed = set(HARM_CLASSES) - {"none"}
+        if set(self.severity) != needed or any(v < 0 for v in self.severity.values()):
+            raise ValueError(f"severity needs a value >= 0 for exactly {sorted(needed)}")
+        if set(self.item_kind_multiplier) - set(ITEM_KIND_NAMES) or any(
+            v < 0 for v in self.item_kind_multiplier.values()
+        ):
+            raise ValueError(f"item_kind_multiplier keys must be among {ITEM_KIND_NAMES}, values >= 0")
+        return self
+
+
 def _default_start() -> datetime:
     return datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -159,6 +320,9 @@ class GeneratorConfig(_Frozen):
     rings: RingConfig = Field(default_factory=RingConfig)
     sharing: SharingConfig = Field(default_factory=SharingConfig)
     labels: LabelConfig = Field(default_factory=LabelConfig)
+    harm: HarmConfig = Field(default_factory=HarmConfig)
+    missingness: MissingnessConfig = Field(default_factory=MissingnessConfig)
+    adversary: AdversaryConfig = Field(default_factory=AdversaryConfig)
 
     # drift: the default wave + price inflation at default_drift_start_fraction of the window, plus any extra
     include_default_drift: bool = True

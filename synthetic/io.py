@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthetic.generator import MarketplaceData
-from synthetic.schema import TABLES, TIMESTAMP, TRUTH_TABLES
+from synthetic.schema import NULLABLE_INT, TABLES, TIMESTAMP, TRUTH_TABLES
 
 MANIFEST = "manifest.json"
 
@@ -54,7 +54,12 @@ def read_dataset(path: Path, with_truth: bool = True) -> MarketplaceData:
         if name in TRUTH_TABLES and not with_truth:
             frames[name] = _empty(dict(columns))
             continue
-        frames[name] = pq.read_table(path / f"{name}.parquet").to_pandas()
+        frame = pq.read_table(path / f"{name}.parquet").to_pandas()
+        # Arrow hands back integer columns with nulls as float64: restore the nullable integers of the schema
+        for column, dtype in columns.items():
+            if dtype == NULLABLE_INT and column in frame.columns:
+                frame[column] = frame[column].astype(NULLABLE_INT)
+        frames[name] = frame
     manifest = json.loads((path / MANIFEST).read_text())
     manifest["truth_loaded"] = with_truth
     return MarketplaceData(

@@ -9,9 +9,10 @@ import numpy as np
 from synthetic._types import BoolArray, FloatArray, IntArray, choose, choose_rows, lognormal, sigmoid
 from synthetic.accounts import AccountArrays
 from synthetic.config import DriftSpec, GeneratorConfig
+from synthetic.items import ITEM_KINDS, kinds_of, type_category_weights
 from synthetic.timeline import sample_days
 from synthetic.vocab import (
-    BENIGN_LOOKALIKE_TERMS,
+    BENIGN_LOOKALIKE_NOUN_RATE,
     BRANDS,
     CATEGORIES,
     CATEGORY_BASE_PRICE,
@@ -19,37 +20,55 @@ from synthetic.vocab import (
     COUNTERFEIT_CATEGORY_WEIGHTS,
     COUNTERFEIT_ORIGIN_WEIGHTS,
     COUNTERFEIT_ORIGINS,
-    COUNTERFEIT_TERMS,
     COUNTRIES,
     CROSS_BORDER_ORIGINS,
     CROSS_BORDER_WEIGHTS,
+    LINK_SENTENCES,
     LISTING_RISK_TYPES,
     MISLEADING_CATEGORY_WEIGHTS,
-    MISLEADING_TERMS,
-    PROHIBITED_CATEGORY_WEIGHTS,
-    PROHIBITED_TERMS,
     UNBRANDED,
     UNBRANDED_SHARE,
 )
+from synthetic.wording import Wording
 
-L_COUNTERFEIT, L_PROHIBITED, L_MISLEADING = range(len(LISTING_RISK_TYPES))
+L_COUNTERFEIT, L_PROHIBITED, L_MISLEADING, L_UNSAFE = (
+    LISTING_RISK_TYPES.index(t) for t in ("counterfeit", "prohibited_item", "misleading_listing", "unsafe_product")
+)
 BENIGN = -1
-TYPE_CATEGORY_WEIGHTS = (COUNTERFEIT_CATEGORY_WEIGHTS, PROHIBITED_CATEGORY_WEIGHTS, MISLEADING_CATEGORY_WEIGHTS)
-TYPE_TERMS = (COUNTERFEIT_TERMS, PROHIBITED_TERMS, MISLEADING_TERMS)
-# How often a listing of each behaviour spells out a tell-tale term (the rest say nothing suspicious).
-_KEYWORD_RATE = np.array([0.45, 0.5, 0.5])
-_BENIGN_KEYWORD_RATE = 0.03
-# Image reuse from the shared pool by behaviour: benign, counterfeit, prohibited, misleading.
-_IMAGE_REUSE = np.array([0.03, 0.35, 0.15, 0.25])
-# Violation type mix per seller scheme: no scheme, scam_seller, counterfeit, fake_engagement.
+NO_KIND = -1
+TYPE_CATEGORY_WEIGHTS: tuple[tuple[float, ...], ...] = tuple(
+    {
+        "counterfeit": COUNTERFEIT_CATEGORY_WEIGHTS,
+        "misleading_listing": MISLEADING_CATEGORY_WEIGHTS,
+    }.get(t) or type_category_weights(t)
+    for t in LISTING_RISK_TYPES
+)
+# Per behaviour, indexed by bad_type + 1: benign, counterfeit, prohibited, misleading, unsafe.
+# How often a listing spells out a tell-tale term (the rest say nothing suspicious).
+_KEYWORD_RATE = np.array([0.03, 0.45, 0.45, 0.50, 0.40])
+_IMAGE_REUSE = np.array([0.03, 0.35, 0.15, 0.25, 0.30])
+# off-platform contact ("DM me on telegram"); a placeholder price always comes with one
+_LINK_RATE = np.array([0.015, 0.10, 0.40, 0.12, 0.06])
+# an all-capitals title
+_SHOUT_RATE = np.array([0.03, 0.05, 0.05, 0.35, 0.04])
+_STAY_HOME = np.array([0.88, 0.40, 0.60, 0.75, 0.45])
+# Violation type mix (LISTING_RISK_TYPES order) per seller scheme: none, scam_seller, counterfeit, fake_engagement.
 _TYPE_MIX = np.array(
     [
-        [0.40, 0.25, 0.35],
-        [0.40, 0.10, 0.50],
-        [0.85, 0.03, 0.12],
-        [0.30, 0.10, 0.60],
+        [0.36, 0.22, 0.30, 0.12],
+        [0.35, 0.10, 0.45, 0.10],
+        [0.82, 0.03, 0.10, 0.05],
+        [0.28, 0.10, 0.55, 0.07],
     ]
 )
+# Prohibited items: a share is listed at a placeholder price of 1 (the real price is agreed off-platform);
+# the title names the item plainly, in an obfuscated spelling or by a euphemism; some terms are obfuscated;
+# some listings name a second prohibited good (bundles).
+_PLACEHOLDER_PRICE_SHARE = 0.08
+_NOUN_PLAIN_SHARE, _NOUN_OBFUSCATED_SHARE = 0.5, 0.2
+_TERM_OBFUSCATED_SHARE = 0.3
+_BUNDLE_SHARE = 0.15
+_ITEM_PRICE_RANGE = (1.0, 150.0)
 
 
 @dataclass(frozen=True)
@@ -106,21 +125,6 @@ def origin_vocabulary(specs: tuple[DriftSpec, ...]) -> tuple[str, ...]:
     return tuple(origins)
 
 
-def term_vocabulary(specs: tuple[DriftSpec, ...]) -> tuple[tuple[str, ...], IntArray]:
-    """All keyword terms (index 0 is "no term") and the violation type each one hints at (-1: none/novel)."""
-    terms: list[str] = [""]
-    classes: list[int] = [BENIGN]
-    for k, group in enumerate(TYPE_TERMS):
-        for term in group:
-            terms.append(term)
-            classes.append(k)
-    for spec in specs:
-        if spec.kind == "pattern" and spec.keyword and spec.keyword not in terms:
-            terms.append(spec.keyword)
-            classes.append(BENIGN)
-    return tuple(terms), np.array(classes, dtype=np.int64)
-
-
 @dataclass
 class ListingArrays:
     """Column arrays of the listings plus the hidden state the truth model needs."""
@@ -130,17 +134,22 @@ class ListingArrays:
     created_days: FloatArray
     intent: FloatArray
     bad_type: IntArray  # BENIGN or a LISTING_RISK_TYPES index: how the listing behaves
+    kind: IntArray  # NO_KIND or an ITEM_KINDS index: the prohibited or unsafe good on offer
     category: IntArray
     pair: IntArray
     reference_price: FloatArray
     price: FloatArray
+    placeholder_price: BoolArray
     discount_pct: FloatArray
     stock: IntArray
     origin: IntArray
     image_pooled: BoolArray
     image_code: IntArray
-    term: IntArray
-    term_in_title: BoolArray
+    noun: IntArray  # Wording.nouns code
+    title_term: IntArray  # Wording.terms code, 0 for none
+    desc_term: IntArray
+    link: IntArray  # 0 none, else 1 + LINK_SENTENCES index
+    shout: BoolArray  # title in capitals
     pattern: IntArray  # 0 baseline, 1 ring, 2 + i for the i-th pattern drift spec
     pattern_shift: FloatArray
     pattern_type: IntArray
@@ -148,6 +157,10 @@ class ListingArrays:
     @property
     def bad(self) -> BoolArray:
         return self.bad_type != BENIGN
+
+    def names(self, term_class: IntArray, risk: int) -> BoolArray:
+        """Rows whose title or description carries a term hinting at ``risk`` (in any spelling)."""
+        return (term_class[self.title_term] == risk) | (term_class[self.desc_term] == risk)
 
 
 def generate_listings(
@@ -157,7 +170,7 @@ def generate_listings(
     accounts: AccountArrays,
     catalog: Catalog,
     origins: tuple[str, ...],
-    terms: tuple[str, ...],
+    wording: Wording,
     specs: tuple[DriftSpec, ...],
 ) -> ListingArrays:
     n = config.n_listings
@@ -201,19 +214,17 @@ def generate_listings(
                 forced_origin[rows] = origins.index(spec.shipping_origin)
             if spec.keyword is not None:
                 use = behaves & (rng.random(k) < spec.keyword_rate)
-                forced_term[rows[use]] = terms.index(spec.keyword)
+                forced_term[rows[use]] = wording.term_code(spec.keyword)
             pattern[rows] = 2 + i
 
-    category = _category(rng, n, accounts.category[seller], bad_type)
+    kind = _kinds(rng, bad_type)
+    category = _category(rng, accounts.category[seller], bad_type, kind)
     category = np.where(forced_category >= 0, forced_category, category)
     pair = _pair(rng, catalog, category, bad_type, forced_brand)
 
     reference = catalog.pair_reference[pair]
-    ratio, discount = _price_ratio_and_discount(rng, n, bad_type)
-    price = np.round(reference * ratio, 2)
-
-    stock_median = np.array([4.0, 30.0, 8.0, 20.0])[bad_type + 1]
-    stock = np.maximum(1, np.round(lognormal(rng, stock_median, 1.0, n))).astype(np.int64)
+    price, placeholder, discount = _price_and_discount(rng, reference, bad_type, kind)
+    stock = _stock(rng, bad_type, kind)
 
     origin = _origin(rng, n, accounts.country[seller], bad_type, origins)
     origin = np.where(forced_origin >= 0, forced_origin, origin)
@@ -237,8 +248,14 @@ def generate_listings(
         pattern_shift[seg] += spec.logit_shift
         pattern_type[seg] = LISTING_RISK_TYPES.index(spec.risk_type)
 
-    term, in_title = _terms(rng, n, bad_type, terms)
-    term = np.where(forced_term >= 0, forced_term, term)
+    noun = _nouns(rng, wording, category, bad_type, kind)
+    title_term, desc_term = _terms(rng, wording, bad_type, kind)
+    forced_in_title = rng.random(n) < 0.4
+    title_term = np.where((forced_term >= 0) & forced_in_title, forced_term, title_term)
+    desc_term = np.where((forced_term >= 0) & ~forced_in_title, forced_term, desc_term)
+    with_link = (rng.random(n) < _LINK_RATE[bad_type + 1]) | placeholder
+    link = np.where(with_link, 1 + rng.integers(0, len(LINK_SENTENCES), n), 0)
+    shout = rng.random(n) < _SHOUT_RATE[bad_type + 1]
 
     return ListingArrays(
         n=n,
@@ -246,32 +263,54 @@ def generate_listings(
         created_days=created,
         intent=intent,
         bad_type=bad_type.astype(np.int64),
+        kind=kind,
         category=category,
         pair=pair,
         reference_price=reference,
         price=price,
+        placeholder_price=placeholder,
         discount_pct=discount,
         stock=stock,
         origin=origin.astype(np.int64),
         image_pooled=image_pooled,
         image_code=image_code.astype(np.int64),
-        term=term.astype(np.int64),
-        term_in_title=in_title,
+        noun=noun,
+        title_term=title_term.astype(np.int64),
+        desc_term=desc_term.astype(np.int64),
+        link=link.astype(np.int64),
+        shout=shout,
         pattern=pattern,
         pattern_shift=pattern_shift,
         pattern_type=pattern_type,
     )
 
 
-def _category(rng: np.random.Generator, n: int, focus: IntArray, bad_type: IntArray) -> IntArray:
+def _kinds(rng: np.random.Generator, bad_type: IntArray) -> IntArray:
+    kind = np.full(len(bad_type), NO_KIND, dtype=np.int64)
+    for risk in (L_PROHIBITED, L_UNSAFE):
+        rows = np.flatnonzero(bad_type == risk)
+        options = np.array(kinds_of(LISTING_RISK_TYPES[risk]), dtype=np.int64)
+        kind[rows] = options[choose(rng, tuple(ITEM_KINDS[i].share for i in options), len(rows))]
+    return kind
+
+
+def _category(rng: np.random.Generator, focus: IntArray, bad_type: IntArray, kind: IntArray) -> IntArray:
+    n = len(focus)
     stay = rng.random(n) < 0.75
     category = np.where(stay, focus, choose(rng, CATEGORY_WEIGHTS, n))
-    for k, weights in enumerate(TYPE_CATEGORY_WEIGHTS):
-        rows = bad_type == k
+    own_draw = rng.random(n) < 0.7
+    groups = [
+        (bad_type == L_COUNTERFEIT, COUNTERFEIT_CATEGORY_WEIGHTS),
+        (bad_type == L_MISLEADING, MISLEADING_CATEGORY_WEIGHTS),
+        *((kind == i, k.category_weights()) for i, k in enumerate(ITEM_KINDS)),
+    ]
+    for in_group, weights in groups:
         w = np.asarray(weights)
         # violations stay in the seller's focus only where that kind of violation occurs
-        own = (w[focus] > 0) & (rng.random(n) < 0.7)
-        category = np.where(rows & ~own, choose(rng, w, n), np.where(rows, focus, category))
+        own = w[focus] > 0
+        category = np.where(in_group, focus, category)
+        moved = np.flatnonzero(in_group & ~(own & own_draw))
+        category[moved] = choose(rng, w, len(moved))
     return category.astype(np.int64)
 
 
@@ -299,8 +338,9 @@ def _pair(
         weights_by_type = {
             BENIGN: benign_w,
             L_COUNTERFEIT: counterfeit_w,
-            L_PROHIBITED: 0.7 * mostly_unbranded + 0.3 * benign_w,
+            L_PROHIBITED: 0.9 * mostly_unbranded + 0.1 * benign_w,
             L_MISLEADING: 0.5 * mostly_unbranded + 0.5 * benign_w,
+            L_UNSAFE: 0.8 * mostly_unbranded + 0.2 * benign_w,
         }
         for k, w in weights_by_type.items():
             rows = np.flatnonzero(in_cat & (bad_type == k))
@@ -313,27 +353,53 @@ def _pair(
     return pair
 
 
-def _price_ratio_and_discount(
-    rng: np.random.Generator, n: int, bad_type: IntArray
-) -> tuple[FloatArray, FloatArray]:
+def _price_and_discount(
+    rng: np.random.Generator, reference: FloatArray, bad_type: IntArray, kind: IntArray
+) -> tuple[FloatArray, BoolArray, FloatArray]:
+    n = len(reference)
     ratio = lognormal(rng, 1.0, 0.35, n)
     clearance = rng.random(n) < 0.06
     ratio = np.where(clearance, rng.uniform(0.35, 0.75, n), ratio)
-    cheap_fake = rng.random(n) < 0.75
+    cheap_fake = rng.random(n) < 0.55
     ratio = np.where(
         bad_type == L_COUNTERFEIT,
-        np.where(cheap_fake, rng.uniform(0.15, 0.5, n), lognormal(rng, 0.75, 0.2, n)),
+        np.where(cheap_fake, rng.uniform(0.2, 0.55, n), lognormal(rng, 0.8, 0.25, n)),
         ratio,
     )
-    ratio = np.where(bad_type == L_PROHIBITED, lognormal(rng, 1.3, 0.4, n), ratio)
     ratio = np.where(bad_type == L_MISLEADING, lognormal(rng, 1.1, 0.4, n), ratio)
+    price = np.round(reference * ratio, 2)
+
+    # prohibited and unsafe goods are priced as what they are, not as the category's usual product: cheap
+    k = np.maximum(kind, 0)
+    median = np.array([i.price_median for i in ITEM_KINDS])[k]
+    sigma = np.array([i.price_sigma for i in ITEM_KINDS])[k]
+    as_ratio = np.array([i.price_is_ratio for i in ITEM_KINDS])[k]
+    drawn = median * np.exp(sigma * rng.standard_normal(n))
+    item_price = np.clip(np.round(np.where(as_ratio, drawn * reference, drawn), 2), *_ITEM_PRICE_RANGE)
+    placeholder = (bad_type == L_PROHIBITED) & (rng.random(n) < _PLACEHOLDER_PRICE_SHARE)
+    price = np.where(kind >= 0, np.where(placeholder, 1.0, item_price), price)
 
     discount = np.where(rng.random(n) < 0.6, 0.0, rng.beta(2.0, 8.0, n))
     discount = np.where(clearance, rng.beta(4.0, 4.0, n) * 0.8, discount)
+    # honest flash sales and "was" prices: loud discounts are not only a fraud tell
+    discount = np.where(rng.random(n) < 0.05, rng.beta(5.0, 4.0, n) * 0.9, discount)
     loud = rng.random(n)
-    discount = np.where((bad_type == L_COUNTERFEIT) & (loud < 0.7), rng.beta(6.0, 3.0, n) * 0.95, discount)
-    discount = np.where((bad_type == L_MISLEADING) & (loud < 0.8), rng.beta(7.0, 3.0, n) * 0.95, discount)
-    return ratio, np.round(np.clip(discount, 0.0, 0.95), 3)
+    discount = np.where((bad_type == L_COUNTERFEIT) & (loud < 0.40), rng.beta(6.0, 3.0, n) * 0.95, discount)
+    discount = np.where((bad_type == L_MISLEADING) & (loud < 0.50), rng.beta(7.0, 3.0, n) * 0.95, discount)
+    discount = np.where(placeholder, 0.0, discount)
+    return price, placeholder, np.round(np.clip(discount, 0.0, 0.95), 3)
+
+
+def _stock(rng: np.random.Generator, bad_type: IntArray, kind: IntArray) -> IntArray:
+    n = len(bad_type)
+    # honest sellers are a mix of people selling one or two things and shops with stock
+    shop = rng.random(n) < 0.35
+    median = np.where(shop, 20.0, 2.0)
+    median = np.where(bad_type == L_COUNTERFEIT, 15.0, median)
+    median = np.where(bad_type == L_MISLEADING, 10.0, median)
+    item_stock = np.array([i.stock_median for i in ITEM_KINDS])[np.maximum(kind, 0)]
+    median = np.where(kind >= 0, item_stock, median)
+    return np.maximum(1, np.round(lognormal(rng, median, 0.9, n))).astype(np.int64)
 
 
 def _origin(
@@ -342,23 +408,71 @@ def _origin(
     home = np.array([origins.index(c) for c in COUNTRIES])[seller_country]
     cross = np.array([origins.index(c) for c in CROSS_BORDER_ORIGINS])[choose(rng, CROSS_BORDER_WEIGHTS, n)]
     fake = np.array([origins.index(c) for c in COUNTERFEIT_ORIGINS])[choose(rng, COUNTERFEIT_ORIGIN_WEIGHTS, n)]
-    stay_home = np.array([0.88, 0.40, 0.60, 0.75])[bad_type + 1]
+    stay_home = _STAY_HOME[bad_type + 1]
     u = rng.random(n)
     origin = np.where(u < stay_home, home, cross)
-    origin = np.where((bad_type == L_COUNTERFEIT) & (u >= stay_home) & (rng.random(n) < 0.8), fake, origin)
+    # counterfeits and uncertified goods ship straight from the factory regions
+    from_factory = np.where(bad_type == L_COUNTERFEIT, 0.8, np.where(bad_type == L_UNSAFE, 0.7, 0.0))
+    origin = np.where((u >= stay_home) & (rng.random(n) < from_factory), fake, origin)
     return origin.astype(np.int64)
 
 
+def _nouns(
+    rng: np.random.Generator, wording: Wording, category: IntArray, bad_type: IntArray, kind: IntArray
+) -> IntArray:
+    n = len(category)
+    per_category = wording.category_nouns.shape[1]
+    noun = wording.category_nouns[category, rng.integers(0, per_category, n)]
+    lookalike = (bad_type == BENIGN) & (rng.random(n) < BENIGN_LOOKALIKE_NOUN_RATE)
+    for c, codes in enumerate(wording.lookalike_nouns):
+        rows = np.flatnonzero(lookalike & (category == c))
+        if len(codes) and len(rows):
+            noun[rows] = codes[rng.integers(0, len(codes), len(rows))]
+    style = rng.random(n)
+    for i, plain in enumerate(wording.kind_nouns):
+        rows = np.flatnonzero(kind == i)
+        if not len(rows):
+            continue
+        chosen = plain[rng.integers(0, len(plain), len(rows))]
+        u = style[rows]
+        obfuscate = (u >= _NOUN_PLAIN_SHARE) & (u < _NOUN_PLAIN_SHARE + _NOUN_OBFUSCATED_SHARE)
+        chosen = np.where(obfuscate, wording.noun_disguise[chosen], chosen)
+        euphemisms = wording.kind_euphemisms[i]
+        if len(euphemisms):
+            euphemism = u >= _NOUN_PLAIN_SHARE + _NOUN_OBFUSCATED_SHARE
+            chosen = np.where(euphemism, euphemisms[rng.integers(0, len(euphemisms), len(rows))], chosen)
+        noun[rows] = chosen
+    return noun.astype(np.int64)
+
+
 def _terms(
-    rng: np.random.Generator, n: int, bad_type: IntArray, terms: tuple[str, ...]
-) -> tuple[IntArray, BoolArray]:
+    rng: np.random.Generator, wording: Wording, bad_type: IntArray, kind: IntArray
+) -> tuple[IntArray, IntArray]:
+    n = len(bad_type)
     term = np.zeros(n, dtype=np.int64)
-    u = rng.random(n)
-    for k, group in enumerate(TYPE_TERMS):
-        rows = np.flatnonzero((bad_type == k) & (u < _KEYWORD_RATE[k]))
-        codes = np.array([terms.index(t) for t in group])
-        term[rows] = codes[rng.integers(0, len(codes), len(rows))]
-    benign_rows = np.flatnonzero((bad_type == BENIGN) & (u < _BENIGN_KEYWORD_RATE))
-    codes = np.array([terms.index(t) for t in BENIGN_LOOKALIKE_TERMS])
-    term[benign_rows] = codes[rng.integers(0, len(codes), len(benign_rows))]
-    return term, rng.random(n) < 0.4
+    uses = rng.random(n) < _KEYWORD_RATE[bad_type + 1]
+
+    def fill(rows: IntArray, codes: IntArray) -> None:
+        if len(rows) and len(codes):
+            term[rows] = codes[rng.integers(0, len(codes), len(rows))]
+
+    for k in (L_COUNTERFEIT, L_MISLEADING):
+        fill(np.flatnonzero(uses & (bad_type == k)), wording.type_terms[k])
+    for i, codes in enumerate(wording.kind_terms):
+        fill(np.flatnonzero(uses & (kind == i)), codes)
+    fill(np.flatnonzero(uses & (bad_type == BENIGN)), wording.lookalike_terms)
+    # a share of sellers disguise the spelling from the start
+    disguise = wording.term_disguise[term]
+    term = np.where((disguise > 0) & (rng.random(n) < _TERM_OBFUSCATED_SHARE), disguise, term)
+
+    in_title = rng.random(n) < 0.4
+    title_term = np.where(in_title, term, 0)
+    desc_term = np.where(in_title, 0, term)
+    # bundles name a second prohibited good ("ammo + thc cart")
+    prohibited_codes = np.concatenate([wording.kind_terms[i] for i in kinds_of("prohibited_item")])
+    bundle = (bad_type == L_PROHIBITED) & (rng.random(n) < _BUNDLE_SHARE)
+    extra = prohibited_codes[rng.integers(0, len(prohibited_codes), n)]
+    free_desc = desc_term == 0
+    desc_term = np.where(bundle & free_desc, extra, desc_term)
+    title_term = np.where(bundle & ~free_desc & (title_term == 0), extra, title_term)
+    return title_term.astype(np.int64), desc_term.astype(np.int64)

@@ -70,3 +70,16 @@ def as_str_series(values: pa.Array | pa.ChunkedArray) -> pd.Series:
 
 def str_series(words: Sequence[str], codes: npt.NDArray[np.integer]) -> pd.Series:
     return as_str_series(take(words, codes))
+
+
+def null_where(values: pa.Array, missing: npt.NDArray[np.bool_]) -> pa.Array:
+    """``values`` with nulls where ``missing`` is True.
+
+    A string array without nulls gets a validity bitmap over its own offsets and characters (no copy of the
+    text, unlike a row-wise ``if_else``); anything else goes through ``if_else``."""
+    if isinstance(values, pa.StringArray) and values.null_count == 0 and values.offset == 0:
+        validity = pa.py_buffer(np.packbits(~missing, bitorder="little"))
+        _, offsets, data = values.buffers()
+        return pa.Array.from_buffers(pa.string(), len(values), [validity, offsets, data],
+                                     null_count=int(missing.sum()))
+    return pc.if_else(pa.array(missing), pa.scalar(None, values.type), values)

@@ -11,15 +11,16 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.special import logsumexp
 
-from synthetic._types import BoolArray, FloatArray, IntArray, lognormal, sigmoid
-from synthetic.accounts import AccountArrays, expected_log_engagement
+from synthetic._types import BoolArray, FloatArray, IntArray, lognormal, logsumexp_rows, sigmoid
+from synthetic.accounts import EVENT_RATES, AccountArrays, expected_log_engagement
 from synthetic.config import GeneratorConfig, LabelConfig
+from synthetic.harm import harm_class_codes, harm_if_violation, listing_multiplier
 from synthetic.listings import (
     L_COUNTERFEIT,
     L_MISLEADING,
     L_PROHIBITED,
+    L_UNSAFE,
     TYPE_CATEGORY_WEIGHTS,
     Catalog,
     ListingArrays,
@@ -31,14 +32,21 @@ from synthetic.vocab import (
     COUNTRIES,
     COUNTRY_RISK,
     LISTING_RISK_TYPES,
+    UNBRANDED,
 )
+from synthetic.wording import NOUN_OBFUSCATED, NOUN_PLAIN, Wording
 
 # Account event base rates used to express observed counts as log excess over normal (shrunk to it).
-_BASE_RATES = {"refunds": 0.035, "chargebacks": 0.003, "disputes": 0.015, "late": 0.05}
+_BASE_RATES = {name: float(rates[0]) for name, rates in EVENT_RATES.items()}
 _SHRINK_ORDERS = 30.0
-# Loss multipliers by listing risk type: prohibited items bring fines, counterfeits brand claims.
-_LISTING_LOSS_MULTIPLIER = np.array([1.4, 3.0, 1.0])
+# Loss multipliers by listing risk type (LISTING_RISK_TYPES order): prohibited items bring fines, unsafe
+# products liability and recall costs, counterfeits brand claims.
+_LISTING_LOSS_MULTIPLIER = np.array([1.4, 3.0, 1.0, 2.0])
 _RING_LISTING_BONUS = 0.8
+# Weights of the tells an adversary can drop, by LISTING_RISK_TYPES index; synthetic/adversary.py ranks a
+# row's tells by these to find its strongest one.
+LOUD_DISCOUNT_WEIGHT = np.array([1.3, 0.0, 1.5, 0.0])
+TERM_WEIGHT = np.array([1.9, 2.6, 1.9, 1.8])
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,8 @@ class Truth:
     exposure: FloatArray
     label: IntArray
     label_delay_days: FloatArray
+    harm_class: IntArray  # HARM_CLASSES code of risk_type
+    harm_if_violation: FloatArray
 
 
 def _calibrate(base_logit: FloatArray, rate: float) -> float:
@@ -56,9 +66,21 @@ def _calibrate(base_logit: FloatArray, rate: float) -> float:
     return float(brentq(lambda b: float(sigmoid(b + base_logit).mean()) - rate, -40.0, 40.0, xtol=1e-6))
 
 
-def _excess(count: IntArray, orders: IntArray, base: float) -> FloatArray:
+def excess(count: IntArray, orders: IntArray, base: float) -> FloatArray:
+    """Log of the (shrunk) per-order rate over the normal rate, clipped to [-1, 3]."""
     smoothed = (count + base * _SHRINK_ORDERS) / (orders + _SHRINK_ORDERS)
     return np.clip(np.log(smoothed / base), -1.0, 3.0)
+
+
+def loud_discount_of(discount_pct: FloatArray) -> FloatArray:
+    """How far an advertised discount goes beyond an ordinary one (0 up to 40 %)."""
+    return 2.0 * np.maximum(discount_pct - 0.4, 0.0)
+
+
+def names_prohibited_item(lst: ListingArrays, wording: Wording, plain_only: bool) -> BoolArray:
+    """Rows whose title names the prohibited good they offer (plainly, or also disguised)."""
+    styles = [NOUN_PLAIN] if plain_only else [NOUN_PLAIN, NOUN_OBFUSCATED]
+    return np.isin(wording.noun_style[lst.noun], styles) & (lst.bad_type == L_PROHIBITED)
 
 
 def seller_risk(accounts: AccountArrays) -> FloatArray:
@@ -69,7 +91,7 @@ def seller_risk(accounts: AccountArrays) -> FloatArray:
         + 0.25 * (accounts.verification == 1)
         + 0.35 * np.log1p(accounts.prior_violations)
         + 0.5 * young
-        + 0.2 * _excess(accounts.disputes_90d, accounts.orders_90d, _BASE_RATES["disputes"])
+        + 0.2 * excess(accounts.disputes_90d, accounts.orders_90d, _BASE_RATES["disputes"])
     )
 
 
@@ -91,10 +113,10 @@ def account_truth(config: GeneratorConfig, rng: np.random.Generator, acc: Accoun
     v_none = (acc.verification == 0).astype(np.float64)
     v_email = (acc.verification == 1).astype(np.float64)
     prior = np.log1p(acc.prior_violations)
-    ex_ref = _excess(acc.refunds_90d, acc.orders_90d, _BASE_RATES["refunds"])
-    ex_cb = _excess(acc.chargebacks_90d, acc.orders_90d, _BASE_RATES["chargebacks"])
-    ex_disp = _excess(acc.disputes_90d, acc.orders_90d, _BASE_RATES["disputes"])
-    ex_late = _excess(acc.late_shipments_90d, acc.orders_90d, _BASE_RATES["late"])
+    ex_ref = excess(acc.refunds_90d, acc.orders_90d, _BASE_RATES["refunds"])
+    ex_cb = excess(acc.chargebacks_90d, acc.orders_90d, _BASE_RATES["chargebacks"])
+    ex_disp = excess(acc.disputes_90d, acc.orders_90d, _BASE_RATES["disputes"])
+    ex_late = excess(acc.late_shipments_90d, acc.orders_90d, _BASE_RATES["late"])
     country_risk = np.asarray(COUNTRY_RISK)[acc.country]
     cf_category = np.asarray(COUNTERFEIT_CATEGORY_WEIGHTS)[acc.category]
     has_engagement = acc.is_creator & (acc.engagement_rate > 0)
@@ -124,7 +146,7 @@ def account_truth(config: GeneratorConfig, rng: np.random.Generator, acc: Accoun
     hidden = gamma * 0.5 * acc.intent[:, None] + gamma * 2.8 * own_scheme
     ring = config.rings.logit_bonus * (acc.ring_type[:, None] == type_index)
     total = z + hidden + ring
-    combined = logsumexp(total, axis=1)
+    combined = logsumexp_rows(total)
     intercept = _calibrate(combined, config.account_base_rate)
     true_prob = sigmoid(intercept + combined)
     is_violation = rng.random(n) < true_prob
@@ -141,7 +163,12 @@ def account_truth(config: GeneratorConfig, rng: np.random.Generator, acc: Accoun
     )
     exposure = exposure_by_type[np.arange(n), risk_type] * lognormal(rng, 1.0, 0.6, n)
     label, delay = labels(rng, is_violation, config.labels)
-    return Truth(true_prob, is_violation, risk_type, np.round(exposure, 2), label, delay)
+    # people reached: the buyers of the next 90 days for a seller, thousands of followers for a creator
+    buyers = acc.orders_90d + 1.0
+    reach = np.stack([buyers, buyers, np.maximum(acc.followers, 1) / 1000.0], axis=1)[np.arange(n), risk_type]
+    harm_class = harm_class_codes(ACCOUNT_RISK_TYPES)[risk_type]
+    harm = harm_if_violation(config.harm, rng, harm_class, reach, np.ones(n))
+    return Truth(true_prob, is_violation, risk_type, np.round(exposure, 2), label, delay, harm_class, harm)
 
 
 def listing_truth(
@@ -151,39 +178,51 @@ def listing_truth(
     acc: AccountArrays,
     catalog: Catalog,
     origins: tuple[str, ...],
-    term_classes: IntArray,
+    wording: Wording,
 ) -> Truth:
     n = lst.n
     gamma = config.hidden_intent_weight
     log_ratio = np.log(lst.price / lst.reference_price)
     premium = catalog.pair_target[lst.pair]
-    keyword = term_classes[lst.term]
+    unbranded = catalog.pair_brand[lst.pair] == catalog.brand_names.index(UNBRANDED)
+    named = [lst.names(wording.term_class, k).astype(np.float64) for k in range(len(LISTING_RISK_TYPES))]
+    # a prohibited good named in the title counts like a prohibited term, in plain or obfuscated spelling
+    names_prohibited = np.maximum(named[L_PROHIBITED], names_prohibited_item(lst, wording, plain_only=False))
     home = np.array([origins.index(c) for c in COUNTRIES])[acc.country[lst.seller]]
     cross_border = lst.origin != home
     fake_origin = cross_border & np.isin(lst.origin, [origins.index(c) for c in COUNTERFEIT_ORIGINS])
-    loud_discount = 2.0 * np.maximum(lst.discount_pct - 0.4, 0.0)
+    loud_discount = loud_discount_of(lst.discount_pct)
     pooled = lst.image_pooled.astype(np.float64)
+    link = (lst.link > 0).astype(np.float64)
     cat_w = [np.asarray(w)[lst.category] for w in TYPE_CATEGORY_WEIGHTS]
 
+    # several moderately informative signals per type, none decisive on its own
+    cf, pro, mis, uns = L_COUNTERFEIT, L_PROHIBITED, L_MISLEADING, L_UNSAFE
     z = np.empty((n, len(LISTING_RISK_TYPES)))
-    z[:, L_COUNTERFEIT] = (
-        -2.0 + premium * 2.4 * np.clip(-log_ratio - 0.25, 0.0, 1.5) + 2.0 * (keyword == L_COUNTERFEIT)
-        + 1.0 * pooled + 0.9 * fake_origin + 1.5 * loud_discount + 2.0 * cat_w[L_COUNTERFEIT]
+    z[:, cf] = (
+        -2.0 + premium * 2.4 * np.clip(-log_ratio - 0.25, 0.0, 1.5) + TERM_WEIGHT[cf] * named[cf]
+        + 0.8 * pooled + 0.8 * fake_origin + LOUD_DISCOUNT_WEIGHT[cf] * loud_discount + 2.0 * cat_w[cf]
+        + 0.4 * link
     )
-    z[:, L_PROHIBITED] = (
-        -2.6 + 2.6 * (keyword == L_PROHIBITED) + 5.0 * cat_w[L_PROHIBITED] + 0.5 * cross_border
-        + 0.4 * np.clip(log_ratio, 0.0, 1.0)
+    z[:, pro] = (
+        -2.6 + TERM_WEIGHT[pro] * names_prohibited + 4.0 * cat_w[pro] + 0.5 * cross_border + 0.9 * link
+        + 0.6 * lst.placeholder_price
     )
-    z[:, L_MISLEADING] = (
-        -2.2 + 2.0 * (keyword == L_MISLEADING) + 1.8 * loud_discount + 2.5 * cat_w[L_MISLEADING] + 0.5 * pooled
+    z[:, mis] = (
+        -2.2 + TERM_WEIGHT[mis] * named[mis] + LOUD_DISCOUNT_WEIGHT[mis] * loud_discount + 2.5 * cat_w[mis]
+        + 0.4 * pooled + 0.8 * lst.shout
+    )
+    z[:, uns] = (
+        -2.8 + TERM_WEIGHT[uns] * named[uns] + 2.5 * cat_w[uns] + 0.6 * fake_origin
+        + 0.8 * unbranded * np.clip(-log_ratio - 0.5, 0.0, 1.5) + 0.4 * pooled
     )
     type_index = np.arange(len(LISTING_RISK_TYPES))[None, :]
     hidden = gamma * 0.4 * lst.intent[:, None] + gamma * 3.4 * (lst.bad_type[:, None] == type_index)
     shared = seller_risk(acc)[lst.seller] + _RING_LISTING_BONUS * (acc.ring[lst.seller] >= 0)
-    intercept = _calibrate(logsumexp(z + hidden, axis=1) + shared, config.listing_base_rate)
+    intercept = _calibrate(logsumexp_rows(z + hidden) + shared, config.listing_base_rate)
     shift = lst.pattern_shift[:, None] * (lst.pattern_type[:, None] == type_index)
     total = z + hidden + shift
-    true_prob = sigmoid(intercept + logsumexp(total, axis=1) + shared)
+    true_prob = sigmoid(intercept + logsumexp_rows(total) + shared)
     is_violation = rng.random(n) < true_prob
     risk_type = np.argmax(total, axis=1).astype(np.int64)
 
@@ -192,5 +231,8 @@ def listing_truth(
     units = np.clip(np.round(demand), 1, lst.stock)
     exposure = (lst.price * units * _LISTING_LOSS_MULTIPLIER[risk_type] + 15.0) * lognormal(rng, 1.0, 0.5, n)
     label, delay = labels(rng, is_violation, config.labels)
-    return Truth(true_prob, is_violation, risk_type, np.round(exposure, 2), label, delay)
-
+    # harm reaches the buyers of the units sold; price does not enter
+    harm_class = harm_class_codes(LISTING_RISK_TYPES)[risk_type]
+    multiplier = listing_multiplier(config.harm, lst.kind, lst.category, harm_class)
+    harm = harm_if_violation(config.harm, rng, harm_class, units.astype(np.float64), multiplier)
+    return Truth(true_prob, is_violation, risk_type, np.round(exposure, 2), label, delay, harm_class, harm)

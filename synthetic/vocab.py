@@ -28,10 +28,10 @@ CATEGORY_BASE_PRICE: tuple[float, ...] = (120.0, 40.0, 22.0, 380.0, 25.0, 45.0, 
 # Typical order value per category, used for GMV.
 CATEGORY_ORDER_VALUE: tuple[float, ...] = (95.0, 45.0, 30.0, 420.0, 28.0, 50.0, 32.0, 60.0, 70.0, 22.0)
 
-# Where each violation type tends to live (weights over CATEGORIES). Sports carries no counterfeit weight on
-# purpose: the default drift introduces a counterfeit wave there, so the segment must be clean beforehand.
+# Where counterfeit and misleading listings tend to live (weights over CATEGORIES; prohibited and unsafe items:
+# synthetic/items.py). Sports carries no counterfeit weight on purpose: the default drift introduces a
+# counterfeit wave there, so the segment must be clean beforehand.
 COUNTERFEIT_CATEGORY_WEIGHTS: tuple[float, ...] = (0.16, 0.30, 0.16, 0.32, 0.06, 0.0, 0.0, 0.0, 0.0, 0.0)
-PROHIBITED_CATEGORY_WEIGHTS: tuple[float, ...] = (0.10, 0.0, 0.05, 0.0, 0.0, 0.05, 0.25, 0.15, 0.15, 0.25)
 MISLEADING_CATEGORY_WEIGHTS: tuple[float, ...] = (0.15, 0.05, 0.25, 0.0, 0.05, 0.08, 0.27, 0.05, 0.0, 0.10)
 
 # (name, category, price multiplier over the category base, counterfeit target)
@@ -143,18 +143,36 @@ DESCRIPTION_MIDDLES: tuple[str, ...] = (
 )
 
 # Tell-tale terms. Violating listings use them more often, some benign listings use them innocently
-# ("AAA batteries", "ivory coloured", "inspired by the seventies"), and many violations avoid them.
+# ("AAA batteries", "ivory coloured", "inspired by the seventies"), and many violations avoid them. The terms of
+# prohibited and unsafe items live with their item kinds in synthetic/items.py.
 COUNTERFEIT_TERMS: tuple[str, ...] = ("replica", "1:1", "AAA", "mirror quality", "inspired by", "dupe", "super copy")
-PROHIBITED_TERMS: tuple[str, ...] = (
-    "disposable vape", "thc cart", "solvent trap kit", "80% lower", "no prescription needed", "rx pills",
-    "ivory", "pangolin scale",
-)
 MISLEADING_TERMS: tuple[str, ...] = (
     "100% original", "guaranteed", "miracle", "cure", "lose 10kg in a week", "clinically proven",
     "doctor approved", "best in the world",
 )
 BENIGN_LOOKALIKE_TERMS: tuple[str, ...] = (
-    "inspired by", "AAA", "guaranteed", "100% original", "clinically proven", "ivory", "dupe",
+    "inspired by", "AAA", "guaranteed", "100% original", "clinically proven", "ivory", "dupe", "bulk oem",
+)
+# Innocent products whose names contain words investigators flag (legal nicotine patches, an "ammo can"
+# storage box, ivory-coloured textiles): prohibited-item words alone are not proof.
+BENIGN_LOOKALIKE_NOUNS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "pharmacy_adjacent": ("nicotine patches", "prescription lens wipes"),
+    "health": ("nicotine gum", "cbd-free hemp balm"),
+    "home": ("ammo can storage box", "ivory throw pillow"),
+    "fashion": ("ivory lace dress",),
+    "sports": ("ammo pouch belt",),
+    "collectibles": ("faux ivory chess set", "vintage ammo crate"),
+    "electronics": ("vape pen charger cable",),
+})
+BENIGN_LOOKALIKE_NOUN_RATE: float = 0.02
+# Off-platform contact: sellers of illegal goods move the sale to a messenger; some honest shops link out too.
+LINK_SENTENCES: tuple[str, ...] = (
+    " DM me on telegram for the full menu.",
+    " WhatsApp me for bulk prices.",
+    " Text me on Signal before ordering.",
+    " Order through our website, link in profile.",
+    " Cheaper on my own shop, ask me for the link.",
+    " Add me on wechat for more models.",
 )
 KEYWORD_SENTENCES: tuple[tuple[str, str], ...] = (
     (" Top ", " quality, looks identical to retail."),
@@ -180,4 +198,18 @@ CROSS_BORDER_WEIGHTS: tuple[float, ...] = (0.40, 0.14, 0.10, 0.08, 0.08, 0.08, 0
 VERIFICATION_LEVELS: tuple[str, ...] = ("none", "email", "phone", "id")
 IDENTIFIER_TYPES: tuple[str, ...] = ("device", "payment", "address", "ip_range")
 ACCOUNT_RISK_TYPES: tuple[str, ...] = ("scam_seller", "counterfeit", "fake_engagement")
-LISTING_RISK_TYPES: tuple[str, ...] = ("counterfeit", "prohibited_item", "misleading_listing")
+LISTING_RISK_TYPES: tuple[str, ...] = ("counterfeit", "prohibited_item", "misleading_listing", "unsafe_product")
+
+# Harm classes, in the order risk teams work them (harm first, then fraud by money). "none" is valid for
+# user-supplied truth of non-violations; generated rows always carry the class they would violate as.
+HARM_CLASSES: tuple[str, ...] = (
+    "illegal_or_dangerous", "safety", "scam", "ip_infringement", "misleading", "fake_engagement", "none",
+)
+RISK_TYPE_HARM_CLASS: Mapping[str, str] = MappingProxyType({
+    "prohibited_item": "illegal_or_dangerous",
+    "unsafe_product": "safety",
+    "scam_seller": "scam",
+    "counterfeit": "ip_infringement",
+    "misleading_listing": "misleading",
+    "fake_engagement": "fake_engagement",
+})

@@ -124,3 +124,15 @@ def test_exposure_is_declared_with_the_feature_set() -> None:
     columns = columns_from_records(LISTING_RECORDS, LISTING_FEATURE_SET)
     exposure = LISTING_FEATURE_SET.exposure(columns)
     assert exposure.tolist() == [80.0 * 30, 25.0 * 1, 10.0 * 1]  # stock capped at 30; unknown/zero stock = 1 unit
+
+
+def test_disguised_prohibited_terms_count_like_plain_ones() -> None:
+    from features.text import PROHIBITED_TERMS, count_disguised_term_hits, count_term_hits, deobfuscated
+
+    texts = np.array(["Disposable v4pe th-c cart", "0xyc0done tabs, d1screet shipping", "supp.ressor kit",
+                      "Disposable vape THC cart", "Wifi signal booster 2.4 GHz", "Replica 1:1 bag"], dtype=object)
+    assert deobfuscated(texts)[0] == "disposable vape thc cart"
+    assert count_term_hits(texts, PROHIBITED_TERMS).tolist() == [0, 0, 0, 2, 0, 0]
+    assert count_disguised_term_hits(texts, PROHIBITED_TERMS).tolist() == [2, 2, 1, 2, 0, 0]
+    # a number keeps its digits (only punctuation inside it goes, as inside a word): "80" never reads "8o"
+    assert deobfuscated(np.array(["80 lower, 2.4 GHz"], dtype=object))[0] == "80 lower, 24 ghz"

@@ -15,6 +15,7 @@ import pytest
 
 from features import columns_from_frame, feature_set_for
 from features.context import account_age_days
+from features.exposure import exposure_of
 from features.graph import SOLO, LinkGraph
 from jobs.batch import read_records
 from jobs.simulation import _rules_columns
@@ -101,7 +102,8 @@ def test_the_logged_exposure_is_the_feature_sets_exposure(trained_store: object,
         batch = score_batch(scorer, [{k: (None if isinstance(v, float) and np.isnan(v) else v)
                                       for k, v in r.items()} for r in records])
         logged = log_entries(scorer, batch, "champion", True, None, datetime.now(UTC))
-        expected = scorer.artifact.feature_set.exposure(columns_from_frame(frame, scorer.artifact.feature_set))
+        expected = exposure_of(scorer.artifact.feature_set, columns_from_frame(frame, scorer.artifact.feature_set),
+                               scorer.artifact.encoder.typical)
         np.testing.assert_allclose(np.array([r.exposure for r in logged], dtype=float), expected)
         np.testing.assert_allclose(np.array([r.exposure_estimate for r in logged]), expected)
         # a row logged before exposure was stored: the one recovery rule gives the same value where p > 0

@@ -27,7 +27,9 @@ def test_expected_loss_policy_against_baselines_and_oracle(trained_store: Traine
     hours = table["reviewer_hours"]
     assert hours.max() - hours.min() <= 0.01 * hours.max()  # same capacity used by every policy
     prevented = table["loss_prevented"].astype(float)
-    assert table["share_of_oracle_prevented"].astype(float)["expected_loss"] >= 0.9
+    # near the oracle: 0.93 on the fixture before the generator drew missing values and adapting adversaries,
+    # 0.88 since (the oracle knows the true stock and history that records now often omit)
+    assert table["share_of_oracle_prevented"].astype(float)["expected_loss"] >= 0.85
     assert table["multiple_of_fifo_prevented"].astype(float)["expected_loss"] >= 2.0
     assert prevented["oracle"] >= prevented["probability"]
     assert outcome.plot.is_file() and outcome.plot.stat().st_size > 10_000

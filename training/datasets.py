@@ -14,7 +14,8 @@ from features.context import context_columns, join_context
 from features.graph import GraphSnapshot, LinkGraph, enrich_with_graph, graph_config_of, snapshot_from_entities
 from triage.entities import ENTITIES
 
-TRUTH_COLUMNS = ("true_prob", "is_violation", "risk_type", "loss_if_missed", "exposure_if_violation")
+TRUTH_COLUMNS = ("true_prob", "is_violation", "risk_type", "loss_if_missed", "exposure_if_violation", "harm_class",
+                 "harm", "harm_if_violation")
 
 
 @dataclass(frozen=True)

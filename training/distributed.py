@@ -199,8 +199,6 @@ def train_distributed(
 
 def _train(client: Client, data: Path | str | dd.DataFrame, entity: str, config: TrainConfig,
            max_categories: int) -> ScorerArtifact:
-
-
     fs = feature_set_for(entity)
     frame = read_labelled(Path(data), entity) if isinstance(data, str | Path) else data
     n_workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
@@ -217,7 +215,7 @@ def _train(client: Client, data: Path | str | dd.DataFrame, entity: str, config:
     counts = _merge_counts(client.gather(client.compute(
         [dask.delayed(_category_counts)(part, fs, bounds) for part in frame.to_delayed()])))
     encoder = FeatureEncoder(fs, {name: [v for v, _ in counts.get(name, Counter()).most_common(max_categories)]
-                                  for name in fs.categorical_features})
+                                  for name in fs.categorical_features}, _typical_inputs(frame, fs, bounds))
 
     meta = _features(frame._meta, encoder, bounds)
     features = frame.map_partitions(_features, encoder, bounds, meta=meta).persist()
@@ -257,6 +255,18 @@ def _train(client: Client, data: Path | str | dd.DataFrame, entity: str, config:
                              "partitions": int(frame.npartitions)},
         },
     )
+
+
+def _typical_inputs(frame: dd.DataFrame, fs: FeatureSet, bounds: SplitBounds) -> dict[str, float]:
+    """`FeatureEncoder.fit`'s typical exposure inputs over the train window: medians of the known values (Dask's
+    approximate quantile, exact up to its t-digest's error on a cluster)."""
+    if not fs.exposure_inputs:
+        return {}
+    window = frame.map_partitions(_window_frame, fs, bounds, meta={WINDOW: np.int8})[WINDOW]
+    train = frame[window == TRAIN]
+    medians = dask.compute(*(train[name].astype("float64").dropna().quantile(0.5)
+                             if name in frame.columns else np.nan for name in fs.exposure_inputs))
+    return {name: float(value) for name, value in zip(fs.exposure_inputs, medians, strict=True) if np.isfinite(value)}
 
 
 def _non_empty_partitions(frame: dd.DataFrame, n_workers: int) -> dd.DataFrame:

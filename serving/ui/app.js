@@ -7,7 +7,7 @@
   const API_ROOT = location.pathname.replace(/\/ui(\/.*)?$/, "");
   const STORAGE_REVIEWER = "triage.reviewer_id";
   const KNOWN_RISK_TYPES = [
-    "counterfeit", "prohibited_item", "misleading_listing", "scam_seller", "fake_engagement",
+    "counterfeit", "prohibited_item", "unsafe_product", "misleading_listing", "scam_seller", "fake_engagement",
   ];
   const QUEUE_LIMIT = 100;
   const TICK_MS = 15000;
