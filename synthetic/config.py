@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -328,6 +328,9 @@ class GeneratorConfig(_Frozen):
     include_default_drift: bool = True
     default_drift_start_fraction: float = Field(default=2 / 3, ge=0, le=1)
     drift: tuple[DriftSpec, ...] = ()
+
+    # the generators of entity types beyond the core (synthetic.extensions): their options, by entity name
+    entity_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("start")
     @classmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -15,11 +14,13 @@ from synthetic._types import BoolArray, FloatArray, IntArray
 from synthetic.accounts import AccountArrays, generate_accounts
 from synthetic.adversary import EVADED_TELLS, adapt_accounts, adapt_listings
 from synthetic.config import DriftSpec, GeneratorConfig
+from synthetic.dataset import MarketplaceData
+from synthetic.extensions import generate_extensions
 from synthetic.identifiers import generate_identifiers
 from synthetic.items import ITEM_KIND_NAMES
 from synthetic.listings import Catalog, ListingArrays, build_catalog, generate_listings, origin_vocabulary
 from synthetic.missingness import Masks, account_masks, listing_masks, listing_sources
-from synthetic.schema import SCHEMA_VERSION, TABLES
+from synthetic.schema import SCHEMA_VERSION
 from synthetic.strings import as_str_series, hex16, null_where, padded_ids, splitmix64, str_series
 from synthetic.text import build_text
 from synthetic.timeline import hourly_cdf, to_timestamps
@@ -42,25 +43,6 @@ _STREAMS = ("accounts", "identifiers", "catalog", "listings", "text", "account_t
             "adversary", "missingness")
 
 T = TypeVar("T", AccountArrays, ListingArrays)
-
-
-@dataclass
-class MarketplaceData:
-    """One generated (or loaded) data set: the five tables of docs/data-contract.md plus the manifest.
-
-    When loaded with ``read_dataset(..., with_truth=False)`` the two truth frames are empty (right columns
-    and dtypes, no rows) and ``manifest["truth_loaded"]`` is False.
-    """
-
-    accounts: pd.DataFrame
-    account_identifiers: pd.DataFrame
-    listings: pd.DataFrame
-    account_truth: pd.DataFrame
-    listing_truth: pd.DataFrame
-    manifest: dict[str, Any] = field(default_factory=dict)
-
-    def tables(self) -> dict[str, pd.DataFrame]:
-        return {name: getattr(self, name) for name in TABLES}
 
 
 def generate_marketplace(config: GeneratorConfig, progress: bool = False) -> MarketplaceData:
@@ -142,6 +124,7 @@ def generate_marketplace(config: GeneratorConfig, progress: bool = False) -> Mar
             account_truth=account_truth_df,
             listing_truth=listing_truth_df,
         )
+        data.extra = generate_extensions(config, data)
         missing = _missingness_summary(config, source, l_missing, a_missing)
         data.manifest = _manifest(config, specs, drift_rows, data, acc, missing)
         stage("assemble")
@@ -293,7 +276,8 @@ def _manifest(
         "schema_version": SCHEMA_VERSION,
         "generator": "synthetic.generate_marketplace",
         "seed": config.seed,
-        "sizes": {name: len(frame) for name, frame in data.tables().items()},
+        "sizes": {name: len(frame) for name, frame in data.tables().items()}
+        | {name: len(tables.records) for name, tables in data.extra.items()},
         "time_range": {"start": config.start.isoformat(), "end": config.end.isoformat(), "days": config.days},
         "drift": [
             {**spec.model_dump(mode="json"), "start": start_of(spec), "rows_affected": drift_rows.get(i, 0)}
