@@ -276,6 +276,9 @@ class TriageService:
     @bentoml.api
     async def status(self) -> ServiceStatus:
         """Loaded model versions, the scoring log's backlog and health; `degraded` when a dependency is down."""
+        return self._status_now()
+
+    def _status_now(self) -> ServiceStatus:
         metrics = self.score_log.metrics()
         poll_error = self.reloader.last_error
         degraded = (not metrics.store_up) or poll_error is not None
@@ -295,7 +298,8 @@ class TriageService:
         changed = await to_thread.run_sync(self.watcher.refresh)
         self._audit_later(principal_of(ctx.request), "reloaded", "registry", None,
                           {"before": before, "after": self.watcher.current.versions(), "changed": changed})
-        return await self.status()
+        # not `self.status()`: BentoML routes that through its HTTP proxy, without the caller's key (401)
+        return self._status_now()
 
 
 # The first middleware added is the outermost: authenticate before reading any body.
