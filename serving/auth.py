@@ -237,7 +237,7 @@ class AuthMiddleware:
         stale_s: float = DEFAULT_STALE_S,
     ) -> None:
         if mode not in ("api_keys", "off"):
-            raise ValueError(f"auth mode must be 'api_keys' or 'off', got {mode!r}")
+            raise ValueError(f"auth mode must be 'api_keys' or 'off', got {json.dumps(mode)}")
         if mode == "api_keys" and store is None:
             raise ValueError("auth mode 'api_keys' needs a key store")
         self.app = app

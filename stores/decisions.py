@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -103,12 +104,17 @@ class DecisionConflict(ValueError):
         self.fields = fields
         self.stored = stored
         self.submitted = submitted
-        differences = "; ".join(
-            f"{name}: stored {getattr(stored, name)!r}, submitted {getattr(submitted, name)!r}" for name in fields
-        )
+        # values as the API spells them (JSON), never Python reprs such as <Outcome.VIOLATION: 'violation'>
+        was, now = stored.model_dump(mode="json"), submitted.model_dump(mode="json")
+        differences = "; ".join(f"{name}: stored {_shown(was[name])}, submitted {_shown(now[name])}" for name in fields)
         super().__init__(
-            f"decision {submitted.decision_id!r} already recorded with different {', '.join(fields)} ({differences})"
+            f"decision {_shown(submitted.decision_id)} already recorded with different {', '.join(fields)} "
+            f"({differences})"
         )
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
