@@ -187,7 +187,8 @@ class CachedKeyVerifier:
         return info
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header_of(scope: Scope, name: bytes) -> str | None:
+    """The first value of a request header (``name`` in lower case), or None."""
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
             return bytes(value).decode("latin-1").strip()
@@ -196,7 +197,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 def presented_key(scope: Scope) -> str | None:
     """The key from ``Authorization`` (Bearer, or Basic with the key as password) or ``X-API-Key``."""
-    authorization = _header(scope, b"authorization")
+    authorization = header_of(scope, b"authorization")
     if authorization:
         scheme, _, credentials = authorization.partition(" ")
         credentials = credentials.strip()
@@ -209,7 +210,7 @@ def presented_key(scope: Scope) -> str | None:
                 return None
             return decoded.partition(":")[2] or None
         return None
-    return _header(scope, b"x-api-key") or None
+    return header_of(scope, b"x-api-key") or None
 
 
 async def send_json(send: Send, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
@@ -343,7 +344,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
+        declared = header_of(scope, b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 await send_json(send, 400, {"error": "invalid Content-Length header"})

@@ -20,11 +20,13 @@ from starlette.responses import JSONResponse
 
 from serving.auth import (
     DEFAULT_MAX_BODY_BYTES,
+    ROUTE_ROLES,
     BodyLimitMiddleware,
     Principal,
     TriageAuthMiddleware,
     principal_of,
 )
+from serving.content_type import JsonBodyMiddleware
 from serving.schemas import (
     MAX_RECORDS_PER_REQUEST,
     MAX_TOP_REASONS,
@@ -305,4 +307,5 @@ class TriageService:
 # The first middleware added is the outermost: authenticate before reading any body.
 # (the decorator turned the class into a bentoml Service, which type checkers do not see)
 TriageService.add_asgi_middleware(TriageAuthMiddleware)  # type: ignore[attr-defined]
+TriageService.add_asgi_middleware(JsonBodyMiddleware, paths=ROUTE_ROLES.keys())  # type: ignore[attr-defined]
 TriageService.add_asgi_middleware(BodyLimitMiddleware, max_bytes=DEFAULT_MAX_BODY_BYTES)  # type: ignore[attr-defined]
