@@ -92,7 +92,7 @@ class TriageService:
         from models.attribution import Attribution
         from policy import ExpectedLossPolicy, QueuePolicyConfig
         from serving.audit import AuditWriter
-        from serving.framework import cancel_request_timers_when_done, freeze_startup_heap
+        from serving.framework import cancel_request_timers_when_done, freeze_startup_heap, log_client_errors_briefly
         from serving.metrics import ServiceGauges
         from serving.scorers import ENTITIES, PollingReloader, RegistryWatcher
         from stores.audit_log import AuditLog
@@ -130,6 +130,7 @@ class TriageService:
         self.audit = AuditWriter(AuditLog(engine))
         self.audit.start()
         cancel_request_timers_when_done()
+        log_client_errors_briefly()
         freeze_startup_heap()  # last: everything loaded above lives as long as the worker
 
     def _on_reload(self, before: Any, after: Any) -> None:
