@@ -14,7 +14,7 @@ from collections.abc import Collection
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.auth import header_of, send_json
+from serving.asgi import header_of, send_json
 
 JSON_MEDIA_TYPE = "application/json"
 MAX_SHOWN_MEDIA_TYPE = 100
