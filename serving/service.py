@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import bentoml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from starlette.responses import JSONResponse
 
 from serving.auth import (
@@ -39,6 +39,7 @@ from serving.schemas import (
     QueueResponse,
     ReasonsMode,
     ScoreResponse,
+    whole_number,
 )
 from serving.web import ui_app
 from stores.api_keys import Role
@@ -52,7 +53,12 @@ Accounts = Annotated[
     list[AccountRecord],
     Field(min_length=1, max_length=MAX_RECORDS_PER_REQUEST, description="1 to 1,000 accounts"),
 ]
-TopReasons = Annotated[int, Field(ge=1, le=MAX_TOP_REASONS, description="Reasons per result")]
+# strict whole numbers: `true` is not 1, nor "3" a number (serving.schemas.whole_number)
+TopReasons = Annotated[int, Field(ge=1, le=MAX_TOP_REASONS, strict=True, description="Reasons per result"),
+                       BeforeValidator(whole_number)]
+QueueLimit = Annotated[int, Field(ge=1, le=1000, strict=True), BeforeValidator(whole_number)]
+PrioritizeLimit = Annotated[int, Field(ge=1, le=2 * MAX_RECORDS_PER_REQUEST, strict=True),
+                            BeforeValidator(whole_number)]
 Tier = Annotated[str | None, Field(pattern="^P[0-3]$", description="Only this queue tier")]
 log = logging.getLogger("triage.service")
 REGISTRY_POLL = Principal("registry-poll", "reload poll", Role.ADMIN)
@@ -194,7 +200,7 @@ class TriageService:
     @bentoml.api
     async def queue(
         self, reviewer_id: Annotated[str, Field(min_length=1, max_length=128)], risk_type: str | None = None,
-        tier: Tier = None, limit: Annotated[int, Field(ge=1, le=1000)] = 100,
+        tier: Tier = None, limit: QueueLimit = 100,
     ) -> QueueResponse:
         """The open cases in review order (expected loss raised as the SLA nears), re-scored with the current
         champion, with the reason for each position and the top reasons."""
@@ -232,24 +238,22 @@ class TriageService:
     async def prioritize(
         self, ctx: bentoml.Context, listings: list[QueuedListing] = [],  # noqa: B006
         accounts: list[QueuedAccount] = [],  # noqa: B006
-        limit: Annotated[int, Field(ge=1, le=2 * MAX_RECORDS_PER_REQUEST)] = 100,
+        limit: PrioritizeLimit = 100,
     ) -> PrioritizeResponse:
         """Rank a set of open cases (new and already queued): each is re-scored with the current champion and
         ordered by expected loss raised as its SLA nears; returns order, tier, SLA due time and the reason
         for each position."""
         from serving.prioritize import prioritize_cases
 
-        if not listings and not accounts:
-            ctx.response.status_code = 400
-            return JSONResponse(  # type: ignore[return-value]
-                {"error": "send at least one case in `listings` or `accounts`",
-                 "detail": [{"loc": ["listings"], "msg": "no cases to prioritise"}]}, status_code=400)
         if len(listings) + len(accounts) > 2 * MAX_RECORDS_PER_REQUEST:
             ctx.response.status_code = 400
             return JSONResponse(  # type: ignore[return-value]
                 {"error": f"at most {2 * MAX_RECORDS_PER_REQUEST} cases per request",
                  "detail": [{"loc": ["listings"], "msg": "too many cases"}]}, status_code=400)
         scorers = self.watcher.current
+        if not listings and not accounts:  # nothing to rank is an empty ranking (docs/api.md), not an error
+            return PrioritizeResponse(generated_at=datetime.now(UTC), cases=[],
+                                      model_versions={e: s.version for e, s in scorers.champions.items()})
         response = prioritize_cases(scorers, self.policy, listings, accounts, limit, self.score_log)
         self._audit_later(principal_of(ctx.request), "prioritized", "queue", None,
                           {"listings": len(listings), "accounts": len(accounts), "models": scorers.versions()})
