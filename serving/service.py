@@ -27,6 +27,7 @@ from serving.auth import (
     principal_of,
 )
 from serving.content_type import JsonBodyMiddleware
+from serving.openapi import OpenAPIMiddleware
 from serving.schemas import (
     MAX_RECORDS_PER_REQUEST,
     MAX_TOP_REASONS,
@@ -312,5 +313,6 @@ class TriageService:
 # The first middleware added is the outermost: authenticate before reading any body.
 # (the decorator turned the class into a bentoml Service, which type checkers do not see)
 TriageService.add_asgi_middleware(TriageAuthMiddleware)  # type: ignore[attr-defined]
+TriageService.add_asgi_middleware(OpenAPIMiddleware, service=TriageService)  # type: ignore[attr-defined]
 TriageService.add_asgi_middleware(JsonBodyMiddleware, paths=ROUTE_ROLES.keys())  # type: ignore[attr-defined]
 TriageService.add_asgi_middleware(BodyLimitMiddleware, max_bytes=DEFAULT_MAX_BODY_BYTES)  # type: ignore[attr-defined]
