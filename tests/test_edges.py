@@ -370,3 +370,14 @@ def test_times_are_rfc3339_text_only(value: Any) -> None:
 def test_rfc3339_times_and_datetimes_pass() -> None:
     for value in ("2026-04-20T10:15:00Z", "2026-04-20t10:15:00+02:00", datetime(2026, 4, 20, tzinfo=UTC), None):
         assert rfc3339_text(value) == value
+
+
+def test_an_existing_store_others_may_read_is_left_alone_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "triage.db"
+    path.touch()
+    path.chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="stores.engine"):
+        make_engine(f"sqlite:///{path}").dispose()
+    assert _mode(path) == 0o644 and "readable by other users" in caplog.text
