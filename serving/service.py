@@ -20,7 +20,6 @@ from starlette.responses import JSONResponse
 
 from serving.auth import (
     DEFAULT_MAX_BODY_BYTES,
-    ROUTE_ROLES,
     BodyLimitMiddleware,
     Principal,
     TriageAuthMiddleware,
@@ -314,5 +313,6 @@ class TriageService:
 # (the decorator turned the class into a bentoml Service, which type checkers do not see)
 TriageService.add_asgi_middleware(TriageAuthMiddleware)  # type: ignore[attr-defined]
 TriageService.add_asgi_middleware(OpenAPIMiddleware, service=TriageService)  # type: ignore[attr-defined]
-TriageService.add_asgi_middleware(JsonBodyMiddleware, paths=ROUTE_ROLES.keys())  # type: ignore[attr-defined]
+TriageService.add_asgi_middleware(  # type: ignore[attr-defined]
+    JsonBodyMiddleware, paths={api.route for api in TriageService.apis.values()})  # type: ignore[attr-defined]
 TriageService.add_asgi_middleware(BodyLimitMiddleware, max_bytes=DEFAULT_MAX_BODY_BYTES)  # type: ignore[attr-defined]
