@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 export TRIAGE_HOME ?= var
 DEMO_PORT ?= 3000
 
-.PHONY: setup demo test lint unit e2e serve stop build clean lock browser
+.PHONY: setup demo test lint unit e2e contract serve stop build clean lock browser
 
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ unit: setup
 
 e2e: setup
 	$(PY) -m pytest -q -m e2e
+
+# The OpenAPI document against the real service: schemathesis, every check on every operation, must find
+# nothing (part of `make test` too; this runs it alone and prints schemathesis' summary).
+contract: setup
+	$(PY) -m pytest -q -s tests/test_contract_e2e.py
 
 serve: setup
 	$(VENV)/bin/bentoml serve serving.service:TriageService --host 127.0.0.1 --port $(DEMO_PORT)

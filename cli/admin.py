@@ -82,6 +82,24 @@ def audit(
 
 
 @app.command()
+def entities(
+    scored: Annotated[bool, typer.Option("--scored", help="Only the names of the scored entity types, one a line")]
+    = False,
+) -> None:
+    """The entity types of the registry (triage/entities.py): what each is, its files, model and capacity."""
+    from triage.entities import ENTITIES
+
+    if scored:
+        typer.echo("\n".join(ENTITIES.scored_names()))
+        return
+    print_table([{"name": s.name, "route": f"/score_{s.plural}" if s.scored else "-", "data": s.data_file,
+                  "model": s.model_name, "capacity/day": s.review_capacity_per_day, "handle min": s.handle_minutes,
+                  "members": s.members, "links": ", ".join(f"{link.by}->{link.entity}" for link in s.links) or None}
+                 for s in ENTITIES],
+                ["name", "route", "data", "model", "capacity/day", "handle min", "members", "links"])
+
+
+@app.command()
 def settings() -> None:
     """Print the effective settings (from TRIAGE_* environment variables and defaults)."""
     s = TriageSettings()

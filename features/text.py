@@ -109,13 +109,18 @@ def count_term_hits(texts: np.ndarray, terms: tuple[str, ...]) -> np.ndarray:
 # has letters they read as these letters. Punctuation between two characters of a word is dropped ("th-c",
 # "supp.ressor", "m.g"); a token of digits only ("80", "30") is left alone.
 _LOOK_ALIKES = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "@": "a", "$": "s"})
-_INNER_PUNCTUATION = re.compile(r"(?<=[^\W_])[.\-](?=[^\W_])")
-_TOKEN = re.compile(r"[^\W_]*[a-z][^\W_]*|[^\W_]*[@$][^\W_]*", re.IGNORECASE)
+_INNER_PUNCTUATION = re.compile(r"(?<=[0-9a-z@$])[.\-](?=[0-9a-z@$])")
+# one pass, no backtracking (a token is a maximal run): a 20,000-character run of digits costs what it is long
+_TOKEN = re.compile(r"[0-9a-z@$]+")
+
+
+def _read_token(match: re.Match[str]) -> str:
+    token = match.group(0)
+    return token.translate(_LOOK_ALIKES) if not token.isdigit() and not token.isalpha() else token
 
 
 def _readable(text: str) -> str:
-    joined = _INNER_PUNCTUATION.sub("", text.lower())
-    return _TOKEN.sub(lambda m: m.group(0).translate(_LOOK_ALIKES), joined)
+    return _TOKEN.sub(_read_token, _INNER_PUNCTUATION.sub("", text.lower()))
 
 
 def deobfuscated(texts: np.ndarray) -> np.ndarray:

@@ -15,17 +15,18 @@ step() { printf '\n== %s (%ss)\n' "$1" "$(( $(date +%s) - started ))"; }
 step "generate a synthetic marketplace"
 "$bin/triage" generate --out "$data" --listings "${DEMO_LISTINGS:-200000}" --accounts "${DEMO_ACCOUNTS:-20000}" --seed "${DEMO_SEED:-1}"
 
-step "train, evaluate and register the listing scorer"
-"$bin/triage" train --entity listing --data "$data"
-step "train, evaluate and register the account scorer"
-"$bin/triage" train --entity account --data "$data"
+# every scored entity type of the registry (triage/entities.py): listings and accounts
+for entity in $("$bin/triage" entities --scored); do
+  step "train, evaluate and register the $entity scorer"
+  "$bin/triage" train --entity "$entity" --data "$data"
+done
 
 step "create an API key for the demo (keys are stored hashed; the secret is shown once)"
 key_line=$("$bin/triage" keys create --role admin --name "demo $(date -u +%Y-%m-%dT%H:%M:%SZ)")
 echo "$key_line" | sed -E 's/(tk_[0-9a-f]+_)[A-Za-z0-9_-]+/\1…/'
 export TRIAGE_API_KEY="${key_line##*: }"
-echo "$TRIAGE_API_KEY" > "$home/demo-api-key"
-chmod 600 "$home/demo-api-key"
+# owner-only from the start (a chmod after writing would leave it readable for a moment)
+(umask 077; echo "$TRIAGE_API_KEY" > "$home/demo-api-key")
 
 step "start the BentoML service on 127.0.0.1:$port"
 bash scripts/stop-server.sh

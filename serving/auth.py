@@ -11,6 +11,12 @@ Keys are read from ``Authorization: Bearer <key>``, ``X-API-Key: <key>`` or ``Au
 key as the password (what a browser sends after its login prompt, so the reviewer page works without code).
 The authenticated ``Principal`` is put in ``scope["state"]["principal"]``; endpoints read it with
 ``principal_of(ctx.request)``. The key itself is never logged, stored or echoed. See docs/security.md.
+
+Basic credentials are a browser sign-in, sent by the browser on its own: they are accepted only on the
+reviewer page and the endpoints it calls (``BROWSER_PATHS``), and never on a cross-site state-changing
+request (``serving/csrf.py``). Failed authentications are limited per client network and per key id
+(``serving/ratelimit.py``): past the limit, keys this worker has not seen verify get 429 with
+``Retry-After``, while keys it has verified keep working, so an attacker cannot lock their holders out.
 """
 
 from __future__ import annotations
@@ -21,18 +27,21 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from anyio import to_thread
 from pydantic import SecretStr
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.asgi import header_of, send_json
+from serving.csrf import cross_site_reason, is_state_changing, normalise_origin
+from serving.ratelimit import FailureLimiter, client_network, retry_after_header
 from serving.schemas import score_route
-from stores.api_keys import ApiKeyStore, KeyInfo, Role
+from stores.api_keys import ApiKeyStore, KeyInfo, Role, key_id_of
 from stores.engine import make_engine
 from stores.records import utc_now
 from triage.entities import ENTITIES
@@ -48,8 +57,11 @@ DEFAULT_CACHE_TTL_S = 5.0
 # While the key store is unreachable, keys verified within this long keep working (scoring must not stop
 # because the decisions database is down); unknown keys are refused with 503.
 DEFAULT_STALE_S = 3600.0
-# Bounds the cache against floods of random keys; reaching it drops the cache (misses cost one query each).
+# Bounds the cache against floods of random keys; reaching it drops the invalid entries first.
 DEFAULT_CACHE_ENTRIES = 10_000
+# A key verified within this long is let through to the store even while its client network or key id is
+# over the failed-authentication limit: the limit must not lock out a key's legitimate holder.
+DEFAULT_KNOWN_GOOD_S = 24 * 3600.0
 
 HEALTH_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 DOCS_PATHS = frozenset({"/", "/docs", "/docs.json", "/schema.json"})
@@ -65,6 +77,8 @@ ROUTE_ROLES: Mapping[str, Role] = {
     "/status": Role.ADMIN,
 }
 PREFIX_ROLES: tuple[tuple[str, Role], ...] = (("/ui", Role.REVIEWER),)
+# The reviewer page and the endpoints it calls: the only paths that accept Basic credentials (a browser sign-in).
+BROWSER_PATHS: tuple[str, ...] = ("/ui", "/queue", "/case", "/feedback")
 MAX_PATH_IN_MESSAGE = 200
 REALM = 'realm="triage"'
 
@@ -102,6 +116,10 @@ class RoutePolicy:
     prefixes: tuple[tuple[str, Role], ...] = PREFIX_ROLES
     public: frozenset[str] = HEALTH_PATHS
     public_docs: bool = True
+    browser_paths: tuple[str, ...] = BROWSER_PATHS
+
+    def accepts_basic(self, path: str) -> bool:
+        return any(path == p or path.startswith(p + "/") for p in self.browser_paths)
 
     def required_role(self, path: str) -> Role | None:
         """None: no key needed."""
@@ -170,7 +188,7 @@ class CachedKeyVerifier:
         return info
 
     async def verify(self, secret: str) -> KeyInfo | None:
-        digest = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+        digest = _digest(secret)
         now = self._clock()
         entry = self._entries.get(digest)
         if entry is not None and now < entry.fresh_until:
@@ -186,49 +204,73 @@ class CachedKeyVerifier:
                 return self._still_valid(entry.info)
             raise KeyStoreUnavailable(f"key store unreachable: {type(exc).__name__}") from exc
         if len(self._entries) >= self._max_entries:
-            self._entries.clear()
+            # a flood of unknown keys must not evict the keys in use (there are few of those)
+            self._entries = {d: e for d, e in self._entries.items() if e.info is not None}
+            if len(self._entries) >= self._max_entries:
+                self._entries.clear()
         self._entries[digest] = _Entry(info, now, now + self._ttl_s)
         return info
 
+    def known_valid(self, secret: str, within_s: float = DEFAULT_KNOWN_GOOD_S) -> bool:
+        """Whether this secret verified as valid within ``within_s`` (no store query; the answer to let it be
+        checked against the store although its client is over the failed-authentication limit)."""
+        entry = self._entries.get(_digest(secret))
+        return entry is not None and entry.info is not None and self._clock() - entry.verified_at < within_s
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1").strip()
-    return None
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def presented_key(scope: Scope) -> str | None:
-    """The key from ``Authorization`` (Bearer, or Basic with the key as password) or ``X-API-Key``."""
-    authorization = _header(scope, b"authorization")
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    scheme: Literal["bearer", "basic", "api_key"]
+    secret: str  # "" for Basic credentials that do not decode: presented, and wrong
+
+
+def presented_credentials(scope: Scope) -> Credentials | None:
+    """The key from ``Authorization`` (Bearer, or Basic with the key as password) or ``X-API-Key``; None when
+    no key was presented."""
+    authorization = header_of(scope, b"authorization")
     if authorization:
         scheme, _, credentials = authorization.partition(" ")
         credentials = credentials.strip()
         if scheme.lower() == "bearer" and credentials:
-            return credentials
+            return Credentials("bearer", credentials)
         if scheme.lower() == "basic" and credentials:
             try:
                 decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
             except (binascii.Error, UnicodeDecodeError):
-                return None
-            return decoded.partition(":")[2] or None
+                return Credentials("basic", "")
+            return Credentials("basic", decoded.partition(":")[2])
         return None
-    return _header(scope, b"x-api-key") or None
+    api_key = header_of(scope, b"x-api-key")
+    return Credentials("api_key", api_key) if api_key else None
 
 
-async def send_json(send: Send, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
-    payload = json.dumps(body, ensure_ascii=True).encode()
-    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-                   (b"cache-control", b"no-store")]
-    raw_headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": payload})
+def presented_key(scope: Scope) -> str | None:
+    credentials = presented_credentials(scope)
+    return credentials.secret or None if credentials is not None else None
+
+
+def _key_id_name(secret: str) -> str | None:
+    """The limiter's name for the key id inside a presented secret (public; only well-formed ids count)."""
+    key_id = key_id_of(secret)
+    return f"key:{key_id}" if key_id is not None and len(key_id) == 12 and key_id.isalnum() else None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    status: int
+    error: str
+    headers: Mapping[str, str]
 
 
 class AuthMiddleware:
-    """Answers 401 without a valid key and 403 when the key's role may not call the path; otherwise passes
-    the request on with ``scope["state"]["principal"]`` set. ``mode="off"`` lets everything through as
-    ``ANONYMOUS`` (an admin), for local development only."""
+    """Answers 401 without a valid key, 403 when the key's role may not call the path or a browser sign-in
+    comes cross-site, 429 past the failed-authentication limit; otherwise passes the request on with
+    ``scope["state"]["principal"]`` set. ``mode="off"`` lets everything through as ``ANONYMOUS`` (an admin),
+    for local development only."""
 
     def __init__(
         self,
@@ -239,15 +281,19 @@ class AuthMiddleware:
         policy: RoutePolicy = DEFAULT_POLICY,
         cache_ttl_s: float = DEFAULT_CACHE_TTL_S,
         stale_s: float = DEFAULT_STALE_S,
+        limiter: FailureLimiter | None = None,
+        trusted_origins: Collection[str] = (),
     ) -> None:
         if mode not in ("api_keys", "off"):
-            raise ValueError(f"auth mode must be 'api_keys' or 'off', got {mode!r}")
+            raise ValueError(f"auth mode must be 'api_keys' or 'off', got {json.dumps(mode)}")
         if mode == "api_keys" and store is None:
             raise ValueError("auth mode 'api_keys' needs a key store")
         self.app = app
         self.mode = mode
         self.policy = policy
         self.verifier = CachedKeyVerifier(store, ttl_s=cache_ttl_s, stale_s=stale_s) if store is not None else None
+        self.limiter = limiter if limiter is not None else FailureLimiter()
+        self.trusted_origins = frozenset(_trusted(origin) for origin in trusted_origins)
         if mode == "off":
             log.warning("authentication is OFF: every caller is treated as admin")
 
@@ -255,49 +301,81 @@ class AuthMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        principal, status, error = await self._authorise(scope)
-        if principal is None:
+        principal = await self._authorise(scope)
+        if isinstance(principal, Refusal):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            headers: dict[str, str] = {}
-            if status == 401:
-                # Basic first: browsers sign in with the key as the password; API clients send Bearer anyway
-                headers["www-authenticate"] = f"Basic {REALM}, charset=\"UTF-8\", Bearer {REALM}"
-            elif status == 503:
-                headers["retry-after"] = str(int(DEFAULT_CACHE_TTL_S))
-            await send_json(send, status, {"error": error}, headers)
+            await send_json(send, principal.status, {"error": principal.error}, principal.headers)
             return
         # a new dict: servers may share the lifespan state dict between requests
         scope["state"] = {**(scope.get("state") or {}), "principal": principal}
         await self.app(scope, receive, send)
 
-    async def _authorise(self, scope: Scope) -> tuple[Principal | None, int, str]:
+    def _unauthorised(self, path: str, error: str = "missing or invalid API key") -> Refusal:
+        # Basic first where the page is: browsers sign in with the key as the password; elsewhere only Bearer,
+        # so a browser opening an API path shows no login prompt
+        challenge = f"Basic {REALM}, charset=\"UTF-8\", Bearer {REALM}" if self.policy.accepts_basic(path) else (
+            f"Bearer {REALM}")
+        return Refusal(401, error, {"www-authenticate": challenge})
+
+    async def _authorise(self, scope: Scope) -> Principal | Refusal:
         path: str = scope.get("path", "")
         required = self.policy.required_role(path)
         if self.mode == "off":
-            return ANONYMOUS, 200, ""
+            return ANONYMOUS
         if required is None:
             # public paths never touch the key store: health checks must not depend on the database
-            return ANONYMOUS, 200, ""
-        secret = presented_key(scope)
-        if secret is None:
-            return None, 401, "missing or invalid API key"
+            return ANONYMOUS
+        credentials = presented_credentials(scope)
+        if credentials is None:
+            return self._unauthorised(path)
+        if credentials.scheme == "basic":
+            if not self.policy.accepts_basic(path):
+                return self._unauthorised(path, "Basic credentials are accepted only by the reviewer page and the "
+                                          "endpoints it calls; send Authorization: Bearer <key> or X-API-Key")
+            reason = cross_site_reason(scope, self.trusted_origins) if is_state_changing(scope) else None
+            if reason is not None:
+                log.info("refused a cross-site %s %s with browser credentials (%s)", scope.get("method"),
+                         path[:MAX_PATH_IN_MESSAGE], reason)
+                return Refusal(403, f"cross-site request refused ({reason}): a browser sign-in is accepted only "
+                               "from this service's own pages", {})
+        names = [client_network(scope.get("client"))]
+        key_name = _key_id_name(credentials.secret)
+        if key_name is not None:
+            names.append(key_name)
+        assert self.verifier is not None  # mode api_keys always has one (checked in __init__)
+        if not self.verifier.known_valid(credentials.secret):
+            wait = self.limiter.retry_after(*names)
+            if wait > 0:
+                return Refusal(429, f"too many failed authentications; retry after {retry_after_header(wait)} s",
+                               {"retry-after": retry_after_header(wait)})
         try:
-            principal = await self._principal(secret)
+            principal = await self._principal(credentials.secret)
         except KeyStoreUnavailable:
-            return None, 503, "authentication is temporarily unavailable, retry shortly"
+            return Refusal(503, "authentication is temporarily unavailable, retry shortly",
+                           {"retry-after": str(int(DEFAULT_CACHE_TTL_S))})
         if principal is None:
-            return None, 401, "missing or invalid API key"
+            for name in self.limiter.failed(*names):
+                log.warning("failed authentications over the limit for %s: unknown keys get 429 for up to %.0f s",
+                            name, self.limiter.window_s)
+            return self._unauthorised(path)
         if not principal.role.allows(required):
             shown = path if len(path) <= MAX_PATH_IN_MESSAGE else path[:MAX_PATH_IN_MESSAGE] + "…"
-            return None, 403, f"role '{principal.role.value}' may not call {shown}"
-        return principal, 200, ""
+            return Refusal(403, f"role '{principal.role.value}' may not call {shown}", {})
+        return principal
 
     async def _principal(self, secret: str) -> Principal | None:
         assert self.verifier is not None  # mode api_keys always has one (checked in __init__)
         info = await self.verifier.verify(secret)
         return Principal.from_key(info) if info is not None else None
+
+
+def _trusted(origin: str) -> str:
+    normalised = normalise_origin(origin)
+    if normalised is None:
+        raise ValueError(f"not an origin (scheme://host[:port]): {json.dumps(origin)}")
+    return normalised
 
 
 def pepper_of(settings: object) -> bytes | None:
@@ -313,13 +391,21 @@ class TriageAuthMiddleware(AuthMiddleware):
     when the app starts in each worker, so nothing is read or connected at import time."""
 
     def __init__(self, app: ASGIApp) -> None:
-
         settings = TriageSettings()
         mode: AuthMode = settings.auth
         store = None
         if mode == "api_keys":
             store = ApiKeyStore(make_engine(settings.database_url), pepper=pepper_of(settings))
-        super().__init__(app, store=store, mode=mode)
+        limiter, trusted_origins = edge_settings(settings)
+        super().__init__(app, store=store, mode=mode, limiter=limiter, trusted_origins=trusted_origins)
+
+
+def edge_settings(settings: TriageSettings) -> tuple[FailureLimiter, list[str]]:
+    """The failed-authentication limiter and the trusted origins from the settings (docs/security.md):
+    `TRIAGE_AUTH_MAX_FAILURES` failures per `TRIAGE_AUTH_FAILURE_WINDOW_SECONDS` per client network and per key
+    id, in each worker; `TRIAGE_TRUSTED_ORIGINS`, origins a browser sign-in is also accepted from."""
+    limiter = FailureLimiter(max_failures=settings.auth_max_failures, window_s=settings.auth_failure_window_seconds)
+    return limiter, list(settings.trusted_origins)
 
 
 class _BodyTooLarge(Exception):
@@ -344,7 +430,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
+        declared = header_of(scope, b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 await send_json(send, 400, {"error": "invalid Content-Length header"})

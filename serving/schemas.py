@@ -9,9 +9,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from features import FeatureSet, FieldKind, RawField, feature_set_for
+from stores.records import NO_NUL_PATTERN, rfc3339_text
 from triage.entities import ENTITIES
 
 MAX_RECORDS_PER_REQUEST = 1000
@@ -36,6 +37,8 @@ def _clean_text(value: str | None) -> str | None:
 
 # C0 control characters (below U+0020), searched in C: a per-character loop cost ~4 % of a 1,000-record request
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f]")
+# `_clean_id` as a JSON Schema pattern: no C0 control character, and one that is not a space, U+0085 or U+00A0
+ID_PATTERN = "^[^\\u0000-\\u001f]*[^\\u0000-\\u0020\\u0085\\u00a0][^\\u0000-\\u001f]*$"
 
 
 def _clean_id(value: str | None) -> str | None:
@@ -44,6 +47,15 @@ def _clean_id(value: str | None) -> str | None:
         raise ValueError("must contain visible characters")
     if value is not None and _CONTROL_CHARACTER.search(value):
         raise ValueError("must not contain control characters")
+    return value
+
+
+def whole_number(value: Any) -> Any:
+    """For a ``BeforeValidator`` on a strict ``int`` (after its ``Field``, or the JSON schema loses the limits):
+    an integer as JSON Schema means it. JSON has one number type, so 191.0 is the integer 191; 1.5, true and "12"
+    are left to the strict check, which refuses them."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -62,13 +74,15 @@ def _field_type(raw: RawField) -> Any:
         # strict: `true` is not the number 1, and "12" is not a number either
         constraints.update({k: v for k, v in (("ge", raw.ge), ("le", raw.le)) if v is not None}, strict=True)
         annotated: Any = Annotated[base, Field(**constraints), AfterValidator(_finite)] if base is float else (
-            Annotated[base, Field(**constraints)]
+            Annotated[base, Field(**constraints), BeforeValidator(whole_number)]
         )
     elif raw.kind is FieldKind.TIME:
-        annotated = Annotated[datetime, Field(**constraints), AfterValidator(_aware)]
+        annotated = Annotated[datetime, BeforeValidator(rfc3339_text), Field(**constraints), AfterValidator(_aware)]
     else:
         min_length = 1 if raw.required else 0
         check = _clean_id if raw.kind is FieldKind.ID else _clean_text
+        # the pattern documents the check in the OpenAPI document; the check is what validates (clearer errors)
+        constraints["json_schema_extra"] = {"pattern": ID_PATTERN if raw.kind is FieldKind.ID else NO_NUL_PATTERN}
         annotated = Annotated[str, Field(min_length=min_length, max_length=raw.max_length, **constraints),
                               AfterValidator(check)]
     if raw.required:
@@ -189,13 +203,17 @@ class QueueResponse(BaseModel):
     cases: list[Case]
 
 
+EnqueuedAt = Annotated[datetime | None, BeforeValidator(rfc3339_text),
+                      Field(description="When the case entered the queue (default: now)")]
+
+
 def _queued_model(entity: str) -> type[BaseModel]:
     return create_model(
         _class_name(entity, "Queued"),
         __config__=ConfigDict(extra="forbid"),
         __doc__=f"A {entity} case to prioritise: its record and when it entered the queue.",
         record=(RECORD_MODELS[entity], ...),
-        enqueued_at=(datetime | None, Field(None, description="When the case entered the queue (default: now)")),
+        enqueued_at=(EnqueuedAt, None),
     )
 
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import bentoml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from starlette.responses import JSONResponse
 
 from serving.auth import (
@@ -28,6 +28,8 @@ from serving.auth import (
     TriageAuthMiddleware,
     principal_of,
 )
+from serving.content_type import JsonBodyMiddleware
+from serving.openapi import OpenAPIMiddleware
 from serving.schemas import (
     MAX_RECORDS_PER_REQUEST,
     MAX_TOP_REASONS,
@@ -39,13 +41,19 @@ from serving.schemas import (
     ReasonsMode,
     ScoreResponse,
     score_route,
+    whole_number,
 )
 from serving.web import ui_app
 from stores.api_keys import Role
 from stores.decisions import Decision, DecisionConflict, StoredDecision
 from triage.entities import ENTITIES
 
-TopReasons = Annotated[int, Field(ge=1, le=MAX_TOP_REASONS, description="Reasons per result")]
+# strict whole numbers: `true` is not 1, nor "3" a number (serving.schemas.whole_number)
+TopReasons = Annotated[int, Field(ge=1, le=MAX_TOP_REASONS, strict=True, description="Reasons per result"),
+                       BeforeValidator(whole_number)]
+QueueLimit = Annotated[int, Field(ge=1, le=1000, strict=True), BeforeValidator(whole_number)]
+PrioritizeLimit = Annotated[int, Field(ge=1, le=2 * MAX_RECORDS_PER_REQUEST, strict=True),
+                            BeforeValidator(whole_number)]
 Tier = Annotated[str | None, Field(pattern="^P[0-3]$", description="Only this queue tier")]
 log = logging.getLogger("triage.service")
 REGISTRY_POLL = Principal("registry-poll", "reload poll", Role.ADMIN)
@@ -83,7 +91,7 @@ class TriageService:
         from models.attribution import Attribution
         from policy import ExpectedLossPolicy, QueuePolicyConfig
         from serving.audit import AuditWriter
-        from serving.framework import cancel_request_timers_when_done, freeze_startup_heap
+        from serving.framework import cancel_request_timers_when_done, freeze_startup_heap, log_client_errors_briefly
         from serving.metrics import ServiceGauges
         from serving.scorers import PollingReloader, RegistryWatcher
         from stores.audit_log import AuditLog
@@ -121,6 +129,7 @@ class TriageService:
         self.audit = AuditWriter(AuditLog(engine))
         self.audit.start()
         cancel_request_timers_when_done()
+        log_client_errors_briefly()
         freeze_startup_heap()  # last: everything loaded above lives as long as the worker
 
     def _on_reload(self, before: Any, after: Any) -> None:
@@ -167,7 +176,7 @@ class TriageService:
     @bentoml.api
     async def queue(
         self, reviewer_id: Annotated[str, Field(min_length=1, max_length=128)], risk_type: str | None = None,
-        tier: Tier = None, limit: Annotated[int, Field(ge=1, le=1000)] = 100,
+        tier: Tier = None, limit: QueueLimit = 100,
     ) -> QueueResponse:
         """The open cases in review order (expected loss raised as the SLA nears), re-scored with the current
         champion, with the reason for each position and the top reasons."""
@@ -245,6 +254,9 @@ class TriageService:
     @bentoml.api
     async def status(self) -> ServiceStatus:
         """Loaded model versions, the scoring log's backlog and health; `degraded` when a dependency is down."""
+        return self._status_now()
+
+    def _status_now(self) -> ServiceStatus:
         metrics = self.score_log.metrics()
         poll_error = self.reloader.last_error
         degraded = (not metrics.store_up) or poll_error is not None
@@ -264,7 +276,8 @@ class TriageService:
         changed = await to_thread.run_sync(self.watcher.refresh)
         self._audit_later(principal_of(ctx.request), "reloaded", "registry", None,
                           {"before": before, "after": self.watcher.current.versions(), "changed": changed})
-        return await self.status()
+        # not `self.status()`: BentoML routes that through its HTTP proxy, without the caller's key (401)
+        return self._status_now()
 
 
 def _score_endpoint(entity: str) -> Callable[..., Any]:
@@ -306,8 +319,7 @@ def _prioritize_endpoint() -> Callable[..., Any]:
         *(inspect.Parameter(ENTITIES.scored(entity).plural, inspect.Parameter.KEYWORD_ONLY,
                             annotation=list[model], default=[])  # type: ignore[valid-type]
           for entity, model in QUEUED_MODELS.items()),
-        inspect.Parameter("limit", inspect.Parameter.KEYWORD_ONLY,
-                          annotation=Annotated[int, Field(ge=1, le=2 * MAX_RECORDS_PER_REQUEST)], default=100),
+        inspect.Parameter("limit", inspect.Parameter.KEYWORD_ONLY, annotation=PrioritizeLimit, default=100),
     ], return_annotation=PrioritizeResponse)
     prioritize.__doc__ = TriageService._prioritize.__doc__
     return bentoml.api(route="/prioritize", name="prioritize")(prioritize)
@@ -325,4 +337,7 @@ TriageService = bentoml.asgi_app(ui_app(), path="/ui")(TriageService)  # type: i
 # The first middleware added is the outermost: authenticate before reading any body.
 # (the decorator turned the class into a bentoml Service, which type checkers do not see)
 TriageService.add_asgi_middleware(TriageAuthMiddleware)  # type: ignore[attr-defined]
+TriageService.add_asgi_middleware(OpenAPIMiddleware, service=TriageService)  # type: ignore[attr-defined]
+TriageService.add_asgi_middleware(  # type: ignore[attr-defined]
+    JsonBodyMiddleware, paths={api.route for api in TriageService.apis.values()})  # type: ignore[attr-defined]
 TriageService.add_asgi_middleware(BodyLimitMiddleware, max_bytes=DEFAULT_MAX_BODY_BYTES)  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -126,7 +127,7 @@ class ApiKeyStore:
         now = self._clock()
         with self._engine.begin() as connection:
             if connection.execute(sa.select(sa.func.count()).where(api_keys.c.key_id == key_id)).scalar_one() == 0:
-                raise UnknownKey(f"no API key with id {key_id!r}")
+                raise UnknownKey(f"no API key with id {json.dumps(key_id)}")
             result = connection.execute(
                 api_keys.update().where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=now)
@@ -147,7 +148,7 @@ class ApiKeyStore:
             ).mappings().all()
             live = [r for r in rows if r["expires_at"] is None or r["expires_at"] > now]
             if not live:
-                raise UnknownKey(f"no valid API key with id {key_id!r} (unknown, revoked or expired)")
+                raise UnknownKey(f"no valid API key with id {json.dumps(key_id)} (unknown, revoked or expired)")
             for row in live:
                 if grace > timedelta(0):
                     # a secret already in an earlier grace keeps the earlier end

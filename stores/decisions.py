@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -9,11 +10,18 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy.engine import Engine
 
 from stores.engine import sqlite_synchronous_level
-from stores.records import ScoreRecord, TimeWindow, utc_now
+from stores.records import (
+    NO_NUL_PATTERN,
+    STRIPPED_NOT_EMPTY_PATTERN,
+    ScoreRecord,
+    TimeWindow,
+    rfc3339_text,
+    utc_now,
+)
 from stores.schema import (
     ID_LENGTH,
     NAME_LENGTH,
@@ -32,16 +40,22 @@ MAX_LOSS_AMOUNT = 1e12
 # SQLite PRAGMA synchronous levels: FULL (2) or EXTRA (3) make a commit survive power loss.
 SQLITE_SYNCHRONOUS_FULL = 2
 
-IdText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=ID_LENGTH)]
-NameText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_LENGTH)]
-VersionText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=VERSION_LENGTH)]
+# the patterns document, in the API's schema, the rules `_no_nul` and stripping enforce (they do not validate)
+_STRIPPED = Field(json_schema_extra={"pattern": STRIPPED_NOT_EMPTY_PATTERN})
+IdText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=ID_LENGTH), _STRIPPED]
+NameText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_LENGTH), _STRIPPED]
+VersionText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=VERSION_LENGTH), _STRIPPED
+]
 CodeText = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=SHORT_TEXT_LENGTH, pattern=r"^[a-z0-9][a-z0-9_\-]*$"
     ),
 ]
-NoteText = Annotated[str, StringConstraints(max_length=NOTE_LENGTH)]
+NoteText = Annotated[
+    str, StringConstraints(max_length=NOTE_LENGTH), Field(json_schema_extra={"pattern": NO_NUL_PATTERN})
+]
 
 
 class Outcome(StrEnum):
@@ -62,9 +76,10 @@ class Decision(BaseModel):
     outcome: Outcome
     risk_type: CodeText | None = None
     enforcement_action: CodeText | None = None
-    loss_amount: float = Field(default=0.0, ge=0.0, le=MAX_LOSS_AMOUNT, allow_inf_nan=False)
+    # strict: `false` is not the amount 0, nor "12" an amount (an int is still a float)
+    loss_amount: float = Field(default=0.0, ge=0.0, le=MAX_LOSS_AMOUNT, allow_inf_nan=False, strict=True)
     reviewer_id: IdText
-    decided_at: AwareDatetime
+    decided_at: Annotated[AwareDatetime, BeforeValidator(rfc3339_text)]
     model_name: NameText | None = None
     model_version: VersionText | None = None
     note: NoteText | None = None
@@ -104,12 +119,17 @@ class DecisionConflict(ValueError):
         self.fields = fields
         self.stored = stored
         self.submitted = submitted
-        differences = "; ".join(
-            f"{name}: stored {getattr(stored, name)!r}, submitted {getattr(submitted, name)!r}" for name in fields
-        )
+        # values as the API spells them (JSON), never Python reprs such as <Outcome.VIOLATION: 'violation'>
+        was, now = stored.model_dump(mode="json"), submitted.model_dump(mode="json")
+        differences = "; ".join(f"{name}: stored {_shown(was[name])}, submitted {_shown(now[name])}" for name in fields)
         super().__init__(
-            f"decision {submitted.decision_id!r} already recorded with different {', '.join(fields)} ({differences})"
+            f"decision {_shown(submitted.decision_id)} already recorded with different {', '.join(fields)} "
+            f"({differences})"
         )
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,14 +2,56 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import stat
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
 SQLiteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+log = logging.getLogger(__name__)
+
+# Stores hold decisions, scores, audit entries and API-key hashes: owner-only, whatever the umask.
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and its missing parents owner-only (0700); folders that exist keep their mode."""
+    missing: list[Path] = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another worker created it first
+            folder.mkdir(mode=PRIVATE_DIR_MODE)
+    return path
+
+
+def open_private(path: Path, *, encoding: str | None = "utf-8") -> IO[str]:
+    """Open ``path`` for appending text, creating it owner-only (0600) if absent (in one step: the file is
+    never readable by others, not even between creation and a chmod)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
+    return os.fdopen(descriptor, "a", encoding=encoding)
+
+
+def _create_private_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (it would follow the umask, usually 0644); SQLite gives
+    its -wal and -shm files the database file's mode. An existing file is left as it is, with a warning when
+    others may read it."""
+    private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            log.warning("store %s is readable by other users (mode %o); chmod 600 it", path, mode)
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -42,7 +84,7 @@ def make_engine(
 
     SQLite: WAL so readers never block the writer, a busy timeout so concurrent writers wait instead of
     failing at once, ``synchronous=FULL`` by default so a committed transaction survives power loss
-    (``NORMAL`` in WAL mode may lose the last commits), and the parent folder is created.
+    (``NORMAL`` in WAL mode may lose the last commits), and the file and its folder are created owner-only.
     PostgreSQL: psycopg 3, pre-ping so connections broken by a restart are replaced transparently, and
     a connect timeout so an unreachable server fails fast rather than hanging a writer.
     """
@@ -59,7 +101,7 @@ def make_engine(
 def _make_sqlite_engine(url: URL, busy_timeout_ms: int, synchronous: SQLiteSynchronous, echo: bool) -> Engine:
     path = sqlite_file_path(url)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private_sqlite_file(path)
     engine = sa.create_engine(url, echo=echo)
 
     @event.listens_for(engine, "connect")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,23 @@ NEGATIVE_INFINITY = "-inf"
 FeatureValue = float | str | None
 # What callers may pass as a feature vector; the record always holds a tuple of Python floats.
 FeatureVector = Sequence[float] | npt.NDArray[Any]
+
+
+# JSON Schema patterns (ECMA-262) documenting text rules the validators enforce, for the API's OpenAPI document.
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+# Rust's (pydantic's) `strip_whitespace` removes Unicode White_Space: after stripping something must remain.
+_WHITE_SPACE = "\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+STRIPPED_NOT_EMPTY_PATTERN = f"^[^\\u0000]*[^\\u0000{_WHITE_SPACE}][^\\u0000]*$"
+_RFC3339_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]")
+
+
+def rfc3339_text(value: Any) -> Any:
+    """For a pydantic ``BeforeValidator`` on a time: RFC 3339 text (``2026-04-20T10:15:00Z``), or a ``datetime``
+    from Python callers. Pydantic alone also reads a number, or a string of digits, as seconds (or milliseconds)
+    since 1970, and a space for the ``T``: none of those is the documented format."""
+    if value is None or isinstance(value, datetime) or (isinstance(value, str) and _RFC3339_START.match(value)):
+        return value
+    raise ValueError("must be an RFC 3339 date-time with a time zone, e.g. 2026-04-20T10:15:00Z")
 
 
 class ModelAlias(StrEnum):

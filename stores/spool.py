@@ -2,7 +2,8 @@
 
 Records are written to numbered segment files, each append followed by an fsync, so a record the spool
 accepted survives a crash. The writer replays closed segments oldest first once the store is back and
-deletes a segment only after all its rows are committed. Lines that cannot be decoded are moved to a
+deletes a segment only after all its rows are committed. Folders are created 0700 and files 0600: the rows
+are scores and feature vectors. Lines that cannot be decoded are moved to a
 ``rejected.jsonl`` dead-letter file rather than discarded.
 
 One process per spool directory: an exclusive ``flock`` on ``LOCK`` is held for the spool's lifetime,
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from stores.engine import open_private, private_dir
 from stores.records import ScoreRecord
 
 logger = logging.getLogger(__name__)
@@ -57,7 +59,7 @@ class ScoreSpool:
         self.directory = directory
         self._segment_max_rows = segment_max_rows
         self._lock = threading.Lock()
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)
         self._lock_file = self._acquire_directory_lock(directory / LOCK_FILE)
         self._active: IO[str] | None = None
         self._active_path: Path | None = None
@@ -75,7 +77,7 @@ class ScoreSpool:
 
     @staticmethod
     def _acquire_directory_lock(path: Path) -> IO[str]:
-        handle = path.open("a")
+        handle = open_private(path)
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as error:
@@ -113,7 +115,7 @@ class ScoreSpool:
         if self._active is None or self._active_path is None:
             self._sequence += 1
             path = self.directory / f"segment-{time.time_ns():020d}-{self._sequence:06d}.jsonl"
-            self._active = path.open("a", encoding="utf-8")
+            self._active = open_private(path)
             self._active_path = path
             self._segments[path] = (0, 0)
             _fsync_directory(self.directory)
@@ -170,7 +172,7 @@ class ScoreSpool:
         """Keep lines the store refused (or that cannot be decoded) for a human; never replayed."""
         if not lines:
             return
-        with self._lock, (self.directory / REJECTED_FILE).open("a", encoding="utf-8") as handle:
+        with self._lock, open_private(self.directory / REJECTED_FILE) as handle:
             handle.write("".join(line + "\n" for line in lines))
             handle.flush()
             os.fsync(handle.fileno())
@@ -211,7 +213,7 @@ def adopt_orphaned_spools(root: Path, into: Path) -> int:
     lock can be taken; it is removed only when its worker process no longer exists, because a worker that is
     just starting may not have locked its folder yet.
     """
-    into.mkdir(parents=True, exist_ok=True)
+    private_dir(into)
     moved = 0
     for folder in sorted(root.glob(f"{WORKER_PREFIX}*")):
         if folder.resolve() == into.resolve() or not (folder / LOCK_FILE).is_file():

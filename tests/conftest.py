@@ -17,6 +17,7 @@ import pytest
 
 from training.config import LightGBMConfig, TrainConfig
 from training.pipeline import TrainingOutcome, train_entity
+from triage.entities import ENTITIES
 from triage.settings import TriageSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +43,16 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class TrainedStore:
     settings: TriageSettings
     dataset: Path
-    listing: TrainingOutcome
-    account: TrainingOutcome
+    outcomes: dict[str, TrainingOutcome]
+    """One trained and promoted champion per scored entity type of the registry."""
+
+    @property
+    def listing(self) -> TrainingOutcome:
+        return self.outcomes["listing"]
+
+    @property
+    def account(self) -> TrainingOutcome:
+        return self.outcomes["account"]
 
     def env(self) -> dict[str, str]:
         return {"TRIAGE_HOME": str(self.settings.home), "TRIAGE_MLFLOW_TRACKING_URI": self.settings.tracking_uri}
@@ -53,9 +62,8 @@ class TrainedStore:
 def trained_store(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
     settings = TriageSettings(home=tmp_path_factory.mktemp("triage-home"))
     config = small_train_config()
-    listing = train_entity(settings, small_dataset, "listing", config)
-    account = train_entity(settings, small_dataset, "account", config)
-    return TrainedStore(settings, small_dataset, listing, account)
+    outcomes = {entity: train_entity(settings, small_dataset, entity, config) for entity in ENTITIES.scored_names()}
+    return TrainedStore(settings, small_dataset, outcomes)
 
 
 def free_port() -> int:

@@ -174,9 +174,11 @@ def keys() -> FakeStore:
 
 def test_missing_or_invalid_key_is_401_with_a_challenge(keys: FakeStore) -> None:
     client = tiny_app(keys)
-    for headers in ({}, {"Authorization": "Bearer tk_wrong"}, {"X-API-Key": "nope"}, {"Authorization": "Token x"},
-                    {"Authorization": "Basic !!notbase64"}):
-        response = client.post("/score_listings", headers=headers)
+    # Basic credentials are a browser sign-in: tried on a path of the reviewer page (tests/test_edges.py: elsewhere)
+    for path, headers in (("/score_listings", {}), ("/score_listings", {"Authorization": "Bearer tk_wrong"}),
+                          ("/score_listings", {"X-API-Key": "nope"}), ("/score_listings", {"Authorization": "Token x"}),
+                          ("/feedback", {"Authorization": "Basic !!notbase64"})):
+        response = client.post(path, headers=headers)
         assert response.status_code == 401, headers
         assert response.json() == {"error": "missing or invalid API key"}
         assert "Bearer" in response.headers["www-authenticate"]

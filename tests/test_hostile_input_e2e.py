@@ -1,5 +1,5 @@
 """Hostile input against the real server: every malformed request gets a 4xx naming the field (or a documented
-default), never a 5xx; then schemathesis generates requests from the service's own OpenAPI spec.
+default), never a 5xx. Requests generated from the service's own OpenAPI document: tests/test_contract_e2e.py.
 
 Documented defaults (docs/security.md): unknown categories are scored as missing; missing optional fields are
 missing; duplicate ids in a batch are each scored; NUL bytes, RTL marks and emoji are ordinary text;
@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
-from pydantic import BaseModel
-from schemathesis.checks import not_a_server_error
-from schemathesis.core.result import Ok
 
-from serving.schemas import CaseDetail, PrioritizeResponse, QueueResponse, ScoreResponse
-from serving.service import FeedbackResponse, ServiceStatus
 from stores.api_keys import Role
 from tests.conftest import RunningServer, TrainedStore, stop_server
 from tests.test_auth import auth_headers, make_keys, start_authed_server
@@ -36,13 +29,6 @@ ACCOUNT = {"account_id": "A7", "account_type": "seller", "created_at": "2025-01-
 ROLE_OF = {"/score_listings": Role.SCORER, "/score_accounts": Role.SCORER, "/prioritize": Role.SCORER,
            "/queue": Role.REVIEWER, "/case": Role.REVIEWER, "/feedback": Role.REVIEWER,
            "/status": Role.ADMIN, "/reload": Role.ADMIN}
-# per operation; 8 operations × 40 ≈ 1–2 minutes on 2 cores
-MAX_EXAMPLES = 40
-RESPONSE_MODELS: dict[str, type[BaseModel]] = {
-    "/score_listings": ScoreResponse, "/score_accounts": ScoreResponse, "/prioritize": PrioritizeResponse,
-    "/queue": QueueResponse, "/case": CaseDetail, "/feedback": FeedbackResponse, "/status": ServiceStatus,
-    "/reload": ServiceStatus,
-}
 
 
 class Hostile:
@@ -119,6 +105,11 @@ def field_named(response: httpx.Response, field: str) -> bool:
         ("/case", {"case_id": 12345}, "case_id"),
         ("/prioritize", {"listings": [{"record": listing(price=float("nan"))}]}, "price"),
         ("/prioritize", {"listings": [{"record": listing(), "enqueued_at": "yesterday"}]}, "enqueued_at"),
+        ("/prioritize", {"listings": [{"record": listing(), "enqueued_at": 0}]}, "enqueued_at"),  # not RFC 3339
+        ("/score_listings", {"listings": [listing(created_at="1700000000")]}, "created_at"),
+        ("/score_listings", {"listings": [listing(stock="40")]}, "stock"),
+        ("/score_listings", {"listings": [listing()], "top_reasons": True}, "top_reasons"),
+        ("/feedback", {"decision": decision(loss_amount=False)}, "loss_amount"),
     ],
 )
 def test_malformed_input_gets_400_naming_the_field(hostile: Hostile, path: str, body: Any, field: str) -> None:
@@ -189,49 +180,13 @@ def test_duplicate_ids_in_a_batch_are_each_scored(hostile: Hostile) -> None:
     assert results[0]["probability"] == results[2]["probability"]
 
 
-# -- schemathesis over the service's own spec --------------------------------------------------------
-def _owned_contract(path: str, response: httpx.Response | Any) -> None:
-    """The contract as the service's pydantic models define it (the spec BentoML 1.4 renders loses `null`
-    from optional fields and types `detail` as a string; see docs/security.md)."""
-    status = response.status_code
-    assert status < 500, f"{status} on {path}: {response.text[:500]}"
-    body = response.json()
-    if 200 <= status < 300:
-        RESPONSE_MODELS[path].model_validate(body)
-    else:
-        assert isinstance(body.get("error"), str), body
-        if status == 400 and "detail" in body:
-            assert all(isinstance(d.get("loc"), list) for d in body["detail"]), body
+def test_nothing_to_prioritize_is_an_empty_ranking(hostile: Hostile) -> None:
+    response = hostile.post("/prioritize", {})
+    assert response.status_code == 200, response.text
+    assert response.json()["cases"] == []
 
 
-def _fuzz_operation(operation: Any, headers: dict[str, str], counts: dict[str, int]) -> Callable[[], None]:
-    @given(case=operation.as_strategy())
-    @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
-    def check(case: Any) -> None:
-        response = case.call(headers=headers, timeout=60)
-        counts[case.path] = counts.get(case.path, 0) + 1
-        case.validate_response(response, checks=[not_a_server_error])
-        _owned_contract(case.path, response)
-
-    return check
-
-
-def test_generated_requests_never_get_5xx_and_match_the_contract(hostile: Hostile) -> None:
-    """Every operation of /docs.json, MAX_EXAMPLES generated requests each (derandomized: the same every run)."""
-    schema = schemathesis.openapi.from_url(f"{hostile.server.url}/docs.json")
-    counts: dict[str, int] = {}
-    failures: dict[str, str] = {}
-    for result in schema.get_all_operations():
-        if not isinstance(result, Ok):
-            raise result.err()
-        operation = result.ok()
-        if operation.path not in ROLE_OF:  # health and metrics are plain-text probes, not the JSON contract
-            continue
-        try:  # every operation runs, so one report lists every failing endpoint
-            _fuzz_operation(operation, auth_headers(hostile.keys[ROLE_OF[operation.path]]), counts)()
-        except (Exception, BaseExceptionGroup) as exc:  # schemathesis reports a FailureGroup
-            failures[operation.path] = f"{type(exc).__name__}: {str(exc)[:3000]}"
-    print(f"\nschemathesis: {sum(counts.values())} requests over {len(counts)} operations: {counts}")
-    assert not failures, "\n\n".join(f"{path}: {why}" for path, why in failures.items())
-    assert set(ROLE_OF) <= set(counts)
+def test_whole_numbers_written_as_floats_are_integers(hostile: Hostile) -> None:
+    """JSON has one number type: 40.0 is the integer 40 (JSON Schema's `integer` says so too)."""
+    response = hostile.post("/score_listings", {"listings": [listing(stock=40.0)], "top_reasons": 2.0})
+    assert response.status_code == 200, response.text[:300]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 
 @dataclass(frozen=True)
@@ -258,5 +258,10 @@ def check_scored_entity(name: str) -> str:
     return name
 
 
-EntityName = Annotated[str, AfterValidator(check_entity_type)]
+def _entity_names_schema(schema: dict[str, Any]) -> None:
+    # the published contract names the entity types (as of start-up); the validator reads the live registry
+    schema["enum"] = list(ENTITIES.names())
+
+
+EntityName = Annotated[str, AfterValidator(check_entity_type), Field(json_schema_extra=_entity_names_schema)]
 """A pydantic field holding a known entity type's name (validated against the registry when parsed)."""

@@ -8,10 +8,10 @@ An entity type missing from a map takes the registry's default.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from triage.entities import ENTITIES
 
@@ -36,6 +36,15 @@ class TriageSettings(BaseSettings):
     api_key_pepper: SecretStr | None = Field(
         None, description="Server secret mixed into stored key hashes (HMAC); changing it invalidates all keys"
     )
+    auth_max_failures: int = Field(
+        10, ge=1, description="Failed authentications a client network or key id may make in a burst, per worker, "
+        "before 429 (docs/security.md)")
+    auth_failure_window_seconds: float = Field(
+        60.0, gt=0, description="The window over which that burst refills; a whole window without failures resets it")
+    # NoDecode: the environment variable is a comma-separated list, not JSON (the validator splits it)
+    trusted_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins a browser sign-in is also accepted from (behind a proxy that "
+        "rewrites Host), comma-separated: https://review.example.com,https://other.example")
     shadow: bool = Field(True, description="Also score with the `challenger` alias (logged, never returned)")
     reload_poll_seconds: float = Field(
         30.0, ge=0, description="How often the service checks the registry for moved aliases; 0 turns polling off"
@@ -70,6 +79,13 @@ class TriageSettings(BaseSettings):
 
     def gauges_file(self, entity: str) -> Path:
         return self.monitor_dir / f"{entity}-gauges.json"
+
+    @field_validator("trusted_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
     @field_validator("model_names")
     @classmethod
