@@ -15,7 +15,7 @@ from training.config import TrainConfig
 from triage.entities import ENTITIES, EntitySpec, check_entity_type, group_types
 from triage.settings import TriageSettings
 
-NEW = EntitySpec(name="creator_post", plural="creator_posts", description="A creator's post (test only)",
+NEW = EntitySpec(name="probe_type", plural="probe_types", description="A probe (test only)",
                  features="features.listing:LISTING_FEATURE_SET", review_capacity_per_day=70, handle_minutes=4.0)
 
 
@@ -65,12 +65,12 @@ def test_capacity_and_handle_time_default_to_the_registry() -> None:
 
 def test_a_registered_entity_type_is_accepted_without_another_declaration() -> None:
     with ENTITIES.temporarily(NEW):
-        assert TriageSettings().model_name("creator_post") == "triage-creator_post-scorer"
-        assert TrainConfig().capacity("creator_post") == 70
-        assert QueuePolicyConfig().handle_minutes.minutes("creator_post") == 4.0
-        assert feature_set_for("creator_post").entity == "listing"  # borrowed feature module, test only
-        assert check_entity_type("creator_post") == "creator_post"
-    assert "creator_post" not in ENTITIES
+        assert TriageSettings().model_name("probe_type") == "triage-probe_type-scorer"
+        assert TrainConfig().capacity("probe_type") == 70
+        assert QueuePolicyConfig().handle_minutes.minutes("probe_type") == 4.0
+        assert feature_set_for("probe_type").entity == "listing"  # borrowed feature module, test only
+        assert check_entity_type("probe_type") == "probe_type"
+    assert "probe_type" not in ENTITIES
 
 
 def test_the_api_routes_and_request_models_come_from_the_registry() -> None:

@@ -72,10 +72,10 @@ def test_a_store_created_before_migrations_is_adopted_and_upgraded_with_its_rows
 def test_a_new_entity_type_rewrites_the_check_lists_and_keeps_the_rows(engine: Engine) -> None:
     with engine.begin() as connection:
         connection.execute(scores.insert().values(make_score("L-1").to_row()))
-    content = make_score("C-1", entity_type="listing").to_row() | {"entity_type": "creator_post"}
+    content = make_score("Q-1", entity_type="listing").to_row() | {"entity_type": "probe_type"}
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
         connection.execute(scores.insert().values(content))
-    spec = EntitySpec(name="creator_post", plural="creator_posts", description="test only",
+    spec = EntitySpec(name="probe_type", plural="probe_types", description="test only",
                       features="features.listing:LISTING_FEATURE_SET")
     with ENTITIES.temporarily(spec):
         upgrade(engine)
@@ -83,7 +83,7 @@ def test_a_new_entity_type_rewrites_the_check_lists_and_keeps_the_rows(engine: E
             connection.execute(scores.insert().values(content))
         assert {r.entity_id for r in ScoringLogReader(engine).scores_in_window(
             TimeWindow(BASE_TIME, BASE_TIME + timedelta(1)))
-        } == {"L-1", "C-1"}
+        } == {"L-1", "Q-1"}
     # an entity type the registry drops while rows still use it is refused, not silently broken
-    with pytest.raises(RuntimeError, match="creator_post"):
+    with pytest.raises(RuntimeError, match="probe_type"):
         upgrade(engine)
