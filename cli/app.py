@@ -8,10 +8,10 @@ import os
 
 import typer
 
-from cli import admin, data, loop, models, queue, reports
+from cli import admin, data, events, loop, models, queue, reports
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False)
-for commands in (data.app, models.app, loop.app, queue.app, reports.app, admin.app):
+for commands in (data.app, models.app, loop.app, queue.app, reports.app, events.app, admin.app):
     app.add_typer(commands)
 
 

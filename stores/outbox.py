@@ -37,6 +37,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
 
 from stores.records import new_score_ids, require_aware_utc, require_text, utc_now
 from stores.schema import ID_LENGTH, NAME_LENGTH, NOTE_LENGTH, AutoIncrementId, PortableJSON, UTCDateTime, metadata
+from triage.entities import EntityName
 
 TOPIC_LENGTH = 128
 EVENT_ID_LENGTH = 32
@@ -122,7 +123,7 @@ class DecisionEnforcement(BaseModel):
 
     decision_id: Text
     case_id: Text
-    entity_type: Literal["listing", "account", "group"]
+    entity_type: EntityName
     entity_id: Text
     outcome: Literal["violation", "no_violation", "escalate"]
     enforcement_action: str | None = None  # e.g. "remove_listing", "suspend_account"; None: no action

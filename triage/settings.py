@@ -45,6 +45,12 @@ class TriageSettings(BaseSettings):
     trusted_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origins a browser sign-in is also accepted from (behind a proxy that "
         "rewrites Host), comma-separated: https://review.example.com,https://other.example")
+    delivery_config: Path | None = Field(
+        None, description="Event subscribers (signed webhooks, NATS JetStream, RabbitMQ) and how events are "
+        "delivered: a JSON file (docs/events.md); none: events wait in the outbox")
+    dispatch: bool = Field(True, description="Each service worker runs a delivery dispatcher (safe with several)")
+    outbox_retention_days: float = Field(
+        30.0, gt=0, description="Delivered events older than this are purged from the outbox")
     shadow: bool = Field(True, description="Also score with the `challenger` alias (logged, never returned)")
     reload_poll_seconds: float = Field(
         30.0, ge=0, description="How often the service checks the registry for moved aliases; 0 turns polling off"
